@@ -1,0 +1,410 @@
+/*
+ * guildtab.h - shared-memory guild member tables: the whole public contract.
+ *
+ * A table is one named segment (by default /dev/shm/guildtab.NAME) holding the
+ * member lists of many guilds. Any number of processes open it by name. Reads
+ * (lookup, select, fanout, iteration) take no lock; writers of one guild are
+ * serialised by a process-shared robust mutex kept in the guild, so writers of
+ * different guilds run in parallel.
+ *
+ * Conventions (every function below follows them):
+ * - Functions return int: 0 on success, a negative GT_E* code on failure.
+ *   Codes that have an errno meaning use -errno (GT_EINVAL == -EINVAL); other
+ *   system errors pass through as -errno. gt_strerror() describes any code.
+ * - A member is keyed by (guild_id, user_id). Any 64-bit values are valid ids.
+ * - "Concurrency:" says who may call a function while others do what.
+ *
+ * Guarantees (tested; see README "Guarantees"):
+ * 1. Readers never take a lock and never wait for a writer beyond a bounded
+ *    retry time (GT_EBUSY after that). A reader never sees a torn record.
+ * 2. Point operations on one key are linearizable.
+ * 3. A select or fanout visits every member that matches for the whole scan
+ *    exactly once, never visits one that is absent for the whole scan, and
+ *    visits no member twice.
+ * 4. Writes are all-or-nothing: a failed write changes nothing.
+ * 5. Bad input gives an error code, never a crash; a full table or file system
+ *    gives GT_EFULL / GT_ENOSPC, never SIGBUS.
+ */
+#ifndef GUILDTAB_H
+#define GUILDTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(GT_BUILDING_LIBRARY) && defined(__GNUC__)
+#define GT_API __attribute__((visibility("default")))
+#else
+#define GT_API
+#endif
+
+#define GT_VERSION_MAJOR 0
+#define GT_VERSION_MINOR 1
+#define GT_VERSION_PATCH 0
+
+/* Error codes. X(name, value, message); values are negative. */
+#define GT_ERRNO_MAP(X)                                                        \
+    X(EINVAL, -22, "invalid argument")                                         \
+    X(ENOENT, -2, "no such table, guild or member")                            \
+    X(EEXIST, -17, "already exists")                                           \
+    X(ENOSPC, -28, "no space left on the file system holding the table")      \
+    X(ENOMEM, -12, "out of process memory")                                    \
+    X(EACCES, -13, "permission denied")                                        \
+    X(EBUSY, -16, "a writer kept the data busy beyond the retry bound")        \
+    X(EROFS, -30, "table was opened read-only")                                \
+    X(EFULL, -3001, "table full (max_members, max_guilds or its heap)")        \
+    X(ECORRUPT, -3002, "segment is corrupt or is not a guildtab table")        \
+    X(EINCOMPAT, -3003, "segment made by an incompatible guildtab build")      \
+    X(EMISMATCH, -3004, "options do not match the existing table")
+
+typedef enum gt_error {
+#define GT__ERR_ENUM(name, value, msg) GT_##name = (value),
+    GT_ERRNO_MAP(GT__ERR_ENUM)
+#undef GT__ERR_ENUM
+} gt_error;
+
+/* An open table. One handle may be used by any number of threads at once. */
+typedef struct gt_table gt_table;
+
+/* ---- member records ---------------------------------------------------- */
+
+/* gt_member.flags: bits 0-15 belong to the library (only these two are
+ * defined; the others must be zero), bits 16-31 are free for the host. */
+#define GT_ONLINE 0x1u /* the user has a session */
+#define GT_ACTIVE 0x2u /* the session receives fanout (is looking) */
+#define GT_FLAGS_LIBRARY 0x0000FFFFu
+#define GT_FLAGS_HOST 0xFFFF0000u
+#define GT_FLAGS_DEFINED (GT_ONLINE | GT_ACTIVE | GT_FLAGS_HOST)
+
+/* One member of one guild. 64 bytes. */
+typedef struct gt_member {
+    uint64_t user_id;
+    uint64_t session_id; /* routing: which session of the user */
+    uint64_t roles[4];   /* 256-bit role bitmap; role r is bit r%64 of [r/64] */
+    int64_t joined_at;   /* host-defined timestamp, stored as given */
+    uint32_t worker;     /* routing: which worker process holds the session */
+    uint32_t flags;      /* GT_ONLINE, GT_ACTIVE, host bits 16-31 */
+} gt_member;
+
+/* ---- opening ----------------------------------------------------------- */
+
+#define GT_CREATE 0x1u /* create the table if it does not exist */
+#define GT_EXCL 0x2u   /* with GT_CREATE: fail with GT_EEXIST if it exists */
+#define GT_RDONLY 0x4u /* refuse writes through this handle (GT_EROFS) */
+
+#define GT_PAYLOAD_MAX 1024u
+
+typedef struct gt_options {
+    const char *dir;      /* directory of the segment file; NULL: /dev/shm */
+    uint64_t max_members; /* members in all guilds; 0: 1048576 */
+    uint32_t max_guilds;  /* 0: 4096 */
+    uint32_t payload_size; /* opaque bytes stored per member, 0..1024 */
+    uint32_t max_slots;   /* threads that scan or write at once, in all
+                             processes together; 0: 256 */
+    uint32_t mode;        /* file mode when created; 0: 0600 */
+    uint32_t flags;       /* GT_CREATE, GT_EXCL, GT_RDONLY */
+} gt_options;
+
+/*
+ * gt_open - create or attach the table called name.
+ * name: 1-200 characters from [A-Za-z0-9._-], not starting with '.'; the file
+ *   is <dir>/guildtab.<name>.
+ * opts: may be NULL (attach only, defaults). When attaching, size options
+ *   that are non-zero must equal the table's own; zero means "whatever the
+ *   table has". A new table reserves its maximum size sparsely: memory is used
+ *   only as members are stored.
+ * out: receives the handle; set to NULL on failure.
+ * Errors: GT_EINVAL (bad name, option out of range, out NULL, unknown flag),
+ *   GT_ENOENT (no such table and no GT_CREATE), GT_EEXIST (GT_EXCL and it
+ *   exists), GT_EMISMATCH (options differ from the existing table),
+ *   GT_ECORRUPT (file too short, bad magic, bad header checksum, sizes or
+ *   offsets out of range), GT_EINCOMPAT (other format version or layout),
+ *   GT_EACCES (file permissions), GT_ENOSPC (file system full at creation),
+ *   GT_ENOMEM, or another -errno from open/mmap.
+ * Concurrency: any process and thread, at any time, including several racing
+ *   to create the same table: exactly one creates it, the others attach.
+ */
+GT_API int gt_open(const char *name, const gt_options *opts, gt_table **out);
+
+/*
+ * gt_close - release the handle: its thread slots and its mapping.
+ * The table stays (until gt_unlink). NULL is ignored.
+ * Concurrency: no other thread may be using this handle.
+ */
+GT_API void gt_close(gt_table *t);
+
+/*
+ * gt_unlink - remove the table's file. Processes that have it open keep using
+ * it until they close it; its memory is freed after the last close.
+ * dir: NULL for /dev/shm.
+ * Errors: GT_EINVAL (bad name), GT_ENOENT (no such table), GT_EACCES, -errno.
+ * Concurrency: any time.
+ */
+GT_API int gt_unlink(const char *name, const char *dir);
+
+/* ---- point operations ----------------------------------------------------
+ * Writes serialise with the other writers of the same guild only. A write
+ * either fully happens or (on any error) leaves the table unchanged.
+ * Errors every write may return besides its own: GT_EINVAL (t or m NULL),
+ * GT_EROFS (read-only handle), GT_EFULL (no slot for this thread: max_slots
+ * threads are already using the table), GT_ECORRUPT (the guild's structures
+ * fail validation), GT_ENOMEM.
+ */
+
+/*
+ * gt_insert - insert the member, or replace it if (guild_id, m->user_id)
+ * exists. Creates the guild if it does not exist.
+ * payload: payload_size bytes to store, or NULL for zeros.
+ * Errors: GT_EINVAL (flag bits 2-15 set), GT_EFULL (max_members members, or
+ *   max_guilds guilds when the guild is new, or the segment heap is
+ *   exhausted), GT_ENOSPC (the file system refused memory).
+ * Concurrency: any thread; readers see the old or the new record, whole.
+ */
+GT_API int gt_insert(gt_table *t, uint64_t guild_id, const gt_member *m,
+                     const void *payload);
+
+/*
+ * gt_insert_new - like gt_insert, but fails if the member exists.
+ * Errors: as gt_insert, plus GT_EEXIST (member exists; nothing changed).
+ */
+GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
+                         const void *payload);
+
+/*
+ * gt_lookup - copy the member out.
+ * out: receives the record; may be NULL to test presence only.
+ * payload: receives payload_size bytes; may be NULL.
+ * Errors: GT_EINVAL (t NULL), GT_ENOENT (no such guild or member), GT_EBUSY
+ *   (a writer kept the record mid-write beyond the retry bound: it stalled or
+ *   died; retry later).
+ * Concurrency: any thread, lock-free, concurrently with writers.
+ */
+GT_API int gt_lookup(gt_table *t, uint64_t guild_id, uint64_t user_id,
+                     gt_member *out, void *payload);
+
+/*
+ * gt_contains - 1 if the member exists, 0 if not, or a negative error as
+ * gt_lookup (never GT_ENOENT).
+ */
+GT_API int gt_contains(gt_table *t, uint64_t guild_id, uint64_t user_id);
+
+/*
+ * gt_delete - remove the member. The guild stays, even when empty.
+ * Errors: GT_ENOENT (no such guild or member).
+ */
+GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id);
+
+/*
+ * gt_update_flags - flags = (flags & ~clear) | set, atomically.
+ * old_flags: receives the flags before the change; may be NULL.
+ * Setting or clearing GT_ACTIVE adds or removes the member from the guild's
+ * fanout set.
+ * Errors: GT_EINVAL (set or clear has bits 2-15), GT_ENOENT, GT_EFULL /
+ *   GT_ENOSPC (the fanout set had to grow and could not).
+ */
+GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
+                           uint32_t set, uint32_t clear, uint32_t *old_flags);
+
+/*
+ * gt_update_session - set the member's routing (worker, session_id).
+ * Errors: GT_ENOENT.
+ */
+GT_API int gt_update_session(gt_table *t, uint64_t guild_id, uint64_t user_id,
+                             uint32_t worker, uint64_t session_id);
+
+/*
+ * gt_update_roles - roles = (roles & ~clear) | set, atomically.
+ * set, clear: 4 words each; either may be NULL (no bits).
+ * Errors: GT_ENOENT.
+ */
+GT_API int gt_update_roles(gt_table *t, uint64_t guild_id, uint64_t user_id,
+                           const uint64_t set[4], const uint64_t clear[4]);
+
+/* ---- guilds and the table ---------------------------------------------- */
+
+/*
+ * gt_guild_reserve - create the guild if needed and make room for at least
+ * members members, so a bulk load does not grow the storage repeatedly.
+ * Errors: GT_EINVAL (members > max_members), GT_EFULL, GT_ENOSPC, as writes.
+ */
+GT_API int gt_guild_reserve(gt_table *t, uint64_t guild_id, uint64_t members);
+
+/*
+ * gt_guild_delete - remove the guild and all its members. Scans already
+ * running on it finish on the members they started with.
+ * Errors: GT_ENOENT (no such guild), as writes.
+ */
+GT_API int gt_guild_delete(gt_table *t, uint64_t guild_id);
+
+typedef struct gt_guild_stat {
+    uint64_t guild_id;
+    uint64_t members;    /* present members */
+    uint64_t online;     /* members with GT_ONLINE */
+    uint64_t active;     /* members with GT_ACTIVE (the fanout set) */
+    uint64_t capacity;   /* member slots in the current storage */
+    uint64_t bytes_used; /* storage and fanout set of this guild */
+} gt_guild_stat;
+
+/*
+ * gt_guild_info - counters of one guild, each exact at one moment (not
+ * necessarily the same moment for all fields while writers run).
+ * Errors: GT_EINVAL (t or out NULL), GT_ENOENT.
+ * Concurrency: any thread, lock-free.
+ */
+GT_API int gt_guild_info(gt_table *t, uint64_t guild_id, gt_guild_stat *out);
+
+/*
+ * gt_guilds - call fn once for every guild (in no particular order) with its
+ * counters. A guild created or deleted during the walk may or may not be seen.
+ * fn returns 0 to go on; any other value stops the walk and is returned.
+ * Errors: GT_EINVAL (t or fn NULL).
+ * Concurrency: any thread, lock-free.
+ */
+typedef int (*gt_guild_fn)(void *ctx, const gt_guild_stat *g);
+GT_API int gt_guilds(gt_table *t, gt_guild_fn fn, void *ctx);
+
+typedef struct gt_table_stat {
+    uint64_t guilds, max_guilds;
+    uint64_t members, max_members;
+    uint32_t payload_size;
+    uint32_t slots_used, max_slots;
+    uint32_t version; /* format version of the segment */
+    uint64_t bytes_used;      /* heap bytes holding guild data */
+    uint64_t bytes_retired;   /* freed, waiting for readers to move on */
+    uint64_t bytes_resident;  /* memory the file occupies (st_blocks) */
+    uint64_t bytes_reserved;  /* size of the sparse file */
+    double bytes_per_member;  /* bytes_used / members (0 if empty) */
+    uint64_t record_bytes;    /* bytes of one member record with payload */
+} gt_table_stat;
+
+/*
+ * gt_info - table-wide counters.
+ * Errors: GT_EINVAL (t or out NULL), -errno from fstat.
+ * Concurrency: any thread, lock-free.
+ */
+GT_API int gt_info(gt_table *t, gt_table_stat *out);
+
+/* ---- scans --------------------------------------------------------------
+ * A filter selects members: all of flags_set set, all of flags_clear clear,
+ * at least one role of roles_any (unless roles_any is all zero), and, when
+ * match_worker is non-zero, worker == worker. A NULL filter (or a zeroed one)
+ * matches every member.
+ *
+ * part/nparts split a guild into nparts disjoint partitions by a hash of the
+ * user id; partition part of every scan and fanout holds the same users, so
+ * nparts processes (relays) can each take one. nparts 0 or 1: whole guild.
+ *
+ * Scans whose filter requires GT_ACTIVE read only the guild's fanout set.
+ * Callbacks return 0 to go on; any other value stops the scan and is
+ * returned by the scan function (use positive values to tell them apart from
+ * GT_E* codes). Callbacks may call read functions on the table; they should
+ * be quick, since memory retired during a scan is freed after it ends.
+ */
+typedef struct gt_filter {
+    uint32_t flags_set;
+    uint32_t flags_clear;
+    uint64_t roles_any[4];
+    uint32_t worker;
+    uint32_t match_worker;
+} gt_filter;
+
+typedef int (*gt_select_fn)(void *ctx, const gt_member *m,
+                            const void *payload);
+
+/*
+ * gt_select - call fn for every member of the guild matching the filter.
+ * payload passed to fn points to payload_size bytes (valid during the call).
+ * Errors: GT_EINVAL (t or fn NULL, part >= nparts), GT_ENOENT (no such
+ *   guild), GT_EBUSY (a record stayed mid-write beyond the retry bound; some
+ *   members may have been delivered), GT_EFULL (no thread slot).
+ * Concurrency: any thread, lock-free, concurrently with writers.
+ */
+GT_API int gt_select(gt_table *t, uint64_t guild_id, const gt_filter *f,
+                     uint32_t part, uint32_t nparts, gt_select_fn fn,
+                     void *ctx);
+
+/*
+ * gt_select_count - number of members gt_select would visit.
+ * Errors: as gt_select (count NULL: GT_EINVAL).
+ */
+GT_API int gt_select_count(gt_table *t, uint64_t guild_id, const gt_filter *f,
+                           uint32_t part, uint32_t nparts, uint64_t *count);
+
+/*
+ * Cursor for paging through a guild's members. Pages come in a stable order
+ * (ascending hash of user_id); a cursor is a plain value: it can be kept,
+ * copied, and resumed later from any process. A member present from
+ * gt_iter_first until the end is returned exactly once; members added or
+ * removed meanwhile may or may not be.
+ */
+typedef struct gt_cursor {
+    uint64_t guild_id;
+    uint64_t hash;    /* resume after (hash, user_id) */
+    uint64_t user_id;
+    uint32_t state;   /* internal: started / finished */
+    uint32_t reserved;
+} gt_cursor;
+
+/*
+ * gt_iter_first - start a cursor on guild_id and fetch the first page.
+ * gt_iter_next - fetch the next page.
+ * out: room for max members; payloads: room for max * payload_size bytes,
+ *   or NULL. *n receives the number returned; 0 means the end was reached.
+ * f: filter applied to each page (NULL: all).
+ * Errors: GT_EINVAL (t, cursor, out or n NULL, max 0, cursor not started by
+ *   gt_iter_first), GT_ENOENT (no such guild), GT_EBUSY, GT_EFULL (no thread
+ *   slot), GT_ENOMEM.
+ * Concurrency: any thread, lock-free; pages may be fetched by different
+ *   processes.
+ */
+GT_API int gt_iter_first(gt_table *t, uint64_t guild_id, const gt_filter *f,
+                         gt_cursor *c, gt_member *out, void *payloads,
+                         size_t max, size_t *n);
+GT_API int gt_iter_next(gt_table *t, gt_cursor *c, const gt_filter *f,
+                        gt_member *out, void *payloads, size_t max, size_t *n);
+
+/* ---- fanout ------------------------------------------------------------- */
+
+typedef struct gt_recipient {
+    uint64_t session_id;
+    uint64_t user_id;
+} gt_recipient;
+
+/* Called with a batch of recipients that all belong to one worker. */
+typedef int (*gt_fanout_fn)(void *ctx, uint32_t worker,
+                            const gt_recipient *batch, size_t n);
+
+#define GT_FANOUT_BATCH 256u /* most recipients in one callback */
+
+/*
+ * gt_fanout - deliver the matching members' (session_id, user_id), grouped
+ * by worker, in batches of at most GT_FANOUT_BATCH. A worker may receive
+ * several batches. With a filter requiring GT_ACTIVE (the usual message
+ * fanout) only the guild's fanout set is read; members activated after the
+ * fanout started are not delivered, so no member is delivered twice.
+ * Errors: as gt_select.
+ * Concurrency: any thread, lock-free, concurrently with writers.
+ */
+GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *f,
+                     uint32_t part, uint32_t nparts, gt_fanout_fn fn,
+                     void *ctx);
+
+/* ---- errors and version -------------------------------------------------- */
+
+/* Message for any code (GT_E* or -errno); never NULL. */
+GT_API const char *gt_strerror(int err);
+/* "GT_EFULL" style name for a GT_E* code, "GT_E?" otherwise (-errno: the
+ * errno name when known). Never NULL. */
+GT_API const char *gt_errname(int err);
+/* Run-time version: (major << 16) | (minor << 8) | patch. */
+GT_API unsigned gt_version(void);
+/* Run-time version as "major.minor.patch". */
+GT_API const char *gt_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GUILDTAB_H */

@@ -1,0 +1,374 @@
+/*
+ * alloc.c - the segment heap: a buddy allocator over a sparse region, the
+ * commit bitmap that keeps every write on fallocated pages, and the retire
+ * list that frees blocks only after every reader that could hold them has
+ * moved on.
+ *
+ * Invariants:
+ * - Nothing is ever stored to a page of the file whose bit in the commit
+ *   bitmap is clear; bits are set only after fallocate() succeeded. So a full
+ *   file system is an ENOSPC from fallocate, never a SIGBUS on a store.
+ *   Clearing a bit (before punching the page out) is always safe, so the
+ *   bitmap needs no undo logging: it only ever errs towards "not committed".
+ * - Heap blocks are 2^order bytes, order in [GT_HEAP_MIN_ORDER, top_order],
+ *   aligned to their size relative to the heap start. meta[unit] describes
+ *   the block that starts at that 128-byte unit: 0 (no block starts here),
+ *   FREE|order or USED|order. Free blocks are on a doubly linked list per
+ *   order whose links live in the first 16 bytes of the block; those bytes
+ *   are committed before they are written.
+ * - Only the part of a block its owner asks for is committed, so the buddy
+ *   rounding costs address space, not memory. Freed blocks of 64 KiB or more
+ *   give their pages back (all but the page holding the links).
+ * - All list, meta and counter writes happen under the global lock and are
+ *   logged in the global undo log.
+ * - A block retired at epoch e is freed only when every pinned reader slot
+ *   holds an epoch > e: such readers pinned after the view that referenced
+ *   the block was replaced, so cannot reach it. Lookups do not pin: they
+ *   validate the guild's view sequence instead (see index.c).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#define META_FREE 0x80u
+#define META_USED 0x40u
+#define META_ORDER 0x3Fu
+#define PUNCH_MIN_ORDER 16u
+
+struct links {
+    uint64_t next, prev; /* heap offset + 1; 0 = none */
+};
+
+static a64 *commit_words(gt_table *t) {
+    return (a64 *)gt_at(t, t->seg->g.commit_off);
+}
+
+int gt__commit(gt_table *t, uint64_t off, uint64_t len) {
+    if (len == 0)
+        return 0;
+    a64 *bits = commit_words(t);
+    uint64_t first = off / GT_PAGE, last = (off + len - 1) / GT_PAGE;
+    uint64_t p = first;
+    while (p <= last) {
+        if (LOAD(&bits[p >> 6], relaxed) & (1ull << (p & 63))) {
+            p++;
+            continue;
+        }
+        uint64_t q = p;
+        while (q + 1 <= last &&
+               !(LOAD(&bits[(q + 1) >> 6], relaxed) & (1ull << ((q + 1) & 63))))
+            q++;
+        if (fallocate(t->fd, 0, (off_t)(p * GT_PAGE),
+                      (off_t)((q - p + 1) * GT_PAGE)) != 0) {
+            int e = errno;
+            return e == ENOSPC ? GT_ENOSPC : -e;
+        }
+        for (uint64_t i = p; i <= q; i++)
+            atomic_fetch_or_explicit(&bits[i >> 6], 1ull << (i & 63),
+                                     memory_order_relaxed);
+        p = q + 1;
+    }
+    return 0;
+}
+
+static void uncommit(gt_table *t, uint64_t off, uint64_t len) {
+    uint64_t start = gt_align_up(off, GT_PAGE), end = (off + len) & ~(uint64_t)(GT_PAGE - 1);
+    if (end <= start)
+        return;
+    a64 *bits = commit_words(t);
+    for (uint64_t p = start / GT_PAGE; p < end / GT_PAGE; p++)
+        atomic_fetch_and_explicit(&bits[p >> 6], ~(1ull << (p & 63)),
+                                  memory_order_relaxed);
+    /* best effort: a page that stays allocated is only memory */
+    (void)fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    (off_t)start, (off_t)(end - start));
+}
+
+/* ---- buddy lists (global lock held, writes logged) ---------------------- */
+
+static uint8_t *meta_at(gt_table *t, uint64_t h) {
+    return gt_at(t, t->seg->g.meta_off + (h >> GT_HEAP_MIN_ORDER));
+}
+static struct links *links_at(gt_table *t, uint64_t h) {
+    return gt_at(t, t->seg->g.heap_off + h);
+}
+
+static int set_meta(gt_table *t, uint64_t h, uint8_t v) {
+    uint8_t *m = meta_at(t, h);
+    int r = gt__commit(t, gt_off(t, m), 1);
+    if (r == 0)
+        r = gt__log_bytes(t, gt__glog(t), m, 1, -1);
+    if (r == 0)
+        atomic_store_explicit((a8 *)m, v, memory_order_relaxed);
+    return r;
+}
+
+static int log_heads(gt_table *t) {
+    struct gt_seg *s = t->seg;
+    return gt__log_bytes(t, gt__glog(t), s->free_head, sizeof s->free_head, -1);
+}
+
+static int push(gt_table *t, uint64_t h, uint32_t order) {
+    struct gt_seg *s = t->seg;
+    struct links *l = links_at(t, h);
+    int r = gt__commit(t, gt_off(t, l), sizeof *l);
+    if (r)
+        return r;
+    uint64_t head = s->free_head[order];
+    if (head) {
+        struct links *hl = links_at(t, head - 1);
+        r = gt__log_bytes(t, gt__glog(t), &hl->prev, 8, -1);
+        if (r)
+            return r;
+        hl->prev = h + 1;
+    }
+    /* l is unreachable until the head points at it: no undo needed */
+    l->next = head;
+    l->prev = 0;
+    r = set_meta(t, h, (uint8_t)(META_FREE | order));
+    if (r)
+        return r;
+    s->free_head[order] = h + 1;
+    return 0;
+}
+
+static int unlink_free(gt_table *t, uint64_t h, uint32_t order) {
+    struct gt_seg *s = t->seg;
+    struct links *l = links_at(t, h);
+    int r;
+    if (l->prev) {
+        struct links *p = links_at(t, l->prev - 1);
+        if ((r = gt__log_bytes(t, gt__glog(t), &p->next, 8, -1)))
+            return r;
+        p->next = l->next;
+    } else {
+        s->free_head[order] = l->next;
+    }
+    if (l->next) {
+        struct links *n = links_at(t, l->next - 1);
+        if ((r = gt__log_bytes(t, gt__glog(t), &n->prev, 8, -1)))
+            return r;
+        n->prev = l->prev;
+    }
+    return set_meta(t, h, 0);
+}
+
+static uint32_t order_for(uint64_t bytes) {
+    uint32_t o = GT_HEAP_MIN_ORDER;
+    while (o < 63 && (1ull << o) < bytes)
+        o++;
+    return o;
+}
+
+static bool h_valid(gt_table *t, uint64_t h, uint32_t order) {
+    const struct gt_geom *g = &t->seg->g;
+    return order >= GT_HEAP_MIN_ORDER && order <= g->top_order &&
+           h < g->heap_size && (h & ((1ull << order) - 1)) == 0;
+}
+
+static int alloc_locked(gt_table *t, uint32_t order, uint64_t *h_out) {
+    struct gt_seg *s = t->seg;
+    uint32_t top = s->g.top_order, k = order;
+    while (k <= top && s->free_head[k] == 0)
+        k++;
+    if (k > top)
+        return GT_EFULL;
+    int r = log_heads(t);
+    if (r)
+        return r;
+    uint64_t h = s->free_head[k] - 1;
+    if (!h_valid(t, h, k) || *meta_at(t, h) != (META_FREE | k))
+        return GT_ECORRUPT;
+    if ((r = unlink_free(t, h, k)))
+        return r;
+    while (k > order) {
+        k--;
+        if ((r = push(t, h + (1ull << k), k)))
+            return r;
+    }
+    if ((r = set_meta(t, h, (uint8_t)(META_USED | order))))
+        return r;
+    *h_out = h;
+    return 0;
+}
+
+void gt__free_locked(gt_table *t, uint64_t off, uint32_t order, uint32_t units) {
+    struct gt_seg *s = t->seg;
+    uint64_t h = off - s->g.heap_off;
+    if (off < s->g.heap_off || !h_valid(t, h, order) ||
+        *meta_at(t, h) != (META_USED | order))
+        return; /* not a live block of that order: never corrupt the lists */
+    if (log_heads(t) ||
+        gt__log_bytes(t, gt__glog(t), &s->heap_used, 8, -1))
+        return;
+    STORE(&s->heap_used, LOAD(&s->heap_used, relaxed) - ((uint64_t)units << 6),
+          relaxed);
+    if (set_meta(t, h, 0))
+        return;
+    while (order < s->g.top_order) {
+        uint64_t b = h ^ (1ull << order);
+        if (b >= s->g.heap_size || *meta_at(t, b) != (META_FREE | order))
+            break;
+        if (unlink_free(t, b, order))
+            return;
+        h &= ~(1ull << order);
+        order++;
+    }
+    if (order >= PUNCH_MIN_ORDER)
+        uncommit(t, s->g.heap_off + h + GT_PAGE, (1ull << order) - GT_PAGE);
+    (void)push(t, h, order);
+}
+
+uint32_t gt__block_order(gt_table *t, uint64_t off) {
+    const struct gt_geom *g = &t->seg->g;
+    if (off < g->heap_off || off - g->heap_off >= g->heap_size ||
+        ((off - g->heap_off) & ((1u << GT_HEAP_MIN_ORDER) - 1)))
+        return 0;
+    uint8_t m = *meta_at(t, off - g->heap_off);
+    return (m & META_USED) ? (m & META_ORDER) : 0;
+}
+
+static uint32_t units_of(uint64_t bytes) {
+    return (uint32_t)((bytes + 63) >> 6);
+}
+
+int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
+              uint64_t *off) {
+    uint32_t order = order_for(bytes);
+    if (order > t->seg->g.top_order)
+        return GT_EFULL;
+    int r = gt__glock(t);
+    if (r)
+        return r;
+    uint64_t h;
+    r = alloc_locked(t, order, &h);
+    if (r == GT_EFULL) {
+        gt__reclaim_locked(t, 4);
+        r = alloc_locked(t, order, &h);
+    }
+    struct gt_seg *s = t->seg;
+    if (r == 0)
+        r = gt__log_bytes(t, gt__glog(t), &s->heap_used, 8, -1);
+    if (r == 0) {
+        /* the owner's entry appears atomically with the allocation */
+        r = gt__log_bytes(t, gt__glog(t), &owner->n, 4, -1);
+    }
+    if (r == 0)
+        r = gt__log_action(owner, GT_LOG_ALLOC, 0, s->g.heap_off + h, order,
+                           0);
+    if (r == 0) {
+        owner->ent[LOAD(&owner->n, relaxed) - 1].seq_rel = units_of(bytes);
+        STORE(&s->heap_used,
+              LOAD(&s->heap_used, relaxed) + ((uint64_t)units_of(bytes) << 6),
+              relaxed);
+    }
+    if (r) {
+        gt__log_rollback(t, gt__glog(t));
+        gt__gunlock(t);
+        return r;
+    }
+    gt__gunlock(t);
+    /* Commit outside the lock: fallocate of a large block takes time. On
+     * failure the caller aborts, and the rollback frees the block. */
+    *off = s->g.heap_off + h;
+    GT_HOOK("alloc");
+    return gt__commit(t, *off, bytes);
+}
+
+/* ---- retire and reclaim ---------------------------------------------------- */
+
+static struct gt_retired *retire_list(gt_table *t) {
+    return (struct gt_retired *)gt_at(t, t->seg->g.retire_off);
+}
+
+int gt__retire_locked(gt_table *t, uint64_t off, uint32_t order,
+                      uint32_t units) {
+    struct gt_seg *s = t->seg;
+    struct gt_retired *rl = retire_list(t);
+    uint32_t cap = s->g.retire_cap;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < cap; i++) {
+            if (rl[i].off)
+                continue;
+            struct gt_log *gl = gt__glog(t);
+            int r = gt__log_bytes(t, gl, &rl[i], sizeof rl[i], -1);
+            if (r == 0)
+                r = gt__log_bytes(t, gl, &s->retired_bytes, 16, -1);
+            if (r)
+                return r;
+            uint64_t e = LOAD(&s->epoch, relaxed);
+            rl[i].order = order;
+            rl[i].units = units;
+            rl[i].epoch = e;
+            rl[i].off = off;
+            STORE(&s->retired_bytes,
+                  LOAD(&s->retired_bytes, relaxed) + ((uint64_t)units << 6),
+                  relaxed);
+            STORE(&s->retired_n, LOAD(&s->retired_n, relaxed) + 1, relaxed);
+            /* Readers pinning from now on read epoch e + 1 and, after their
+             * fence, the replaced view: pairs with the load in gt__pin. */
+            atomic_fetch_add_explicit(&s->epoch, 1, memory_order_seq_cst);
+            return 0;
+        }
+        gt__reclaim_locked(t, 4);
+    }
+    return GT_EBUSY; /* every entry waits for a reader: caller retries */
+}
+
+void gt__reclaim_locked(gt_table *t, uint32_t max) {
+    struct gt_seg *s = t->seg;
+    if (LOAD(&s->retired_n, relaxed) == 0)
+        return;
+    /* pairs with the slot stores of gt__pin: see the header comment */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t min = gt__min_epoch(t);
+    struct gt_retired *rl = retire_list(t);
+    struct gt_log *gl = gt__glog(t);
+    for (uint32_t i = 0; i < s->g.retire_cap && max; i++) {
+        if (!rl[i].off || rl[i].epoch >= min)
+            continue;
+        if (LOAD(&gl->n, relaxed) + GT_GLOG_HEADROOM > gl->ent_cap)
+            break;
+        if (gt__log_bytes(t, gl, &rl[i], sizeof rl[i], -1) ||
+            gt__log_bytes(t, gl, &s->retired_bytes, 16, -1))
+            break;
+        uint64_t off = rl[i].off;
+        rl[i].off = 0;
+        STORE(&s->retired_bytes,
+              LOAD(&s->retired_bytes, relaxed) - ((uint64_t)rl[i].units << 6),
+              relaxed);
+        STORE(&s->retired_n, LOAD(&s->retired_n, relaxed) - 1, relaxed);
+        gt__free_locked(t, off, rl[i].order, rl[i].units);
+        max--;
+    }
+}
+
+/* ---- creation --------------------------------------------------------------- */
+
+int gt__heap_init(gt_table *t) {
+    struct gt_seg *s = t->seg;
+    uint32_t top = s->g.top_order;
+    /* Highest offset first, so the lowest block ends up at the list head. */
+    for (uint64_t h = s->g.heap_size; h > 0;) {
+        h -= 1ull << top;
+        struct links *l = links_at(t, h);
+        uint8_t *m = meta_at(t, h);
+        int r = gt__commit(t, gt_off(t, l), sizeof *l);
+        if (r == 0)
+            r = gt__commit(t, gt_off(t, m), 1);
+        if (r)
+            return r;
+        uint64_t head = s->free_head[top];
+        if (head)
+            links_at(t, head - 1)->prev = h + 1;
+        l->next = head;
+        l->prev = 0;
+        *m = (uint8_t)(META_FREE | top);
+        s->free_head[top] = h + 1;
+    }
+    return 0;
+}

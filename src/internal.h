@@ -1,0 +1,578 @@
+/*
+ * internal.h - what the modules of libguildtab share.
+ *
+ * Segment map (all offsets from the segment base; processes map it at
+ * different addresses, so nothing inside holds a pointer):
+ *
+ *   [header page(s)]   struct gt_seg: immutable geometry (checksummed), then
+ *                      the global lock and global counters
+ *   [global log]       undo log of the global lock's sections
+ *   [retire list]      blocks freed while readers may still use them
+ *   [slots]            one per thread that scans or writes: epoch + undo log
+ *   [commit bitmap]    one bit per page of the file: page is fallocated
+ *   [guild headers]    max_guilds type-stable headers (never freed)
+ *   [directory]        guild_id -> header index, linear probing
+ *   [heap meta]        one byte per 128-byte heap unit (buddy allocator)
+ *   [heap]             storage and fanout-set blocks of the guilds
+ *
+ * The layout is a pure function of the table's options (gt__layout); open()
+ * recomputes it and rejects a header that disagrees.
+ */
+#ifndef GT_INTERNAL_H
+#define GT_INTERNAL_H
+
+#define GT_BUILDING_LIBRARY 1
+#include "guildtab.h"
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define GT_LINE 64u
+#define GT_PAGE 4096u
+#define GT_INTERNAL __attribute__((visibility("hidden")))
+#define GT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+typedef _Atomic uint64_t a64;
+typedef _Atomic uint32_t a32;
+typedef _Atomic uint8_t a8;
+
+#define LOAD(p, mo) atomic_load_explicit((p), memory_order_##mo)
+#define STORE(p, v, mo) atomic_store_explicit((p), (v), memory_order_##mo)
+
+static inline uint64_t gt_align_up(uint64_t v, uint64_t a) {
+    return (v + a - 1) & ~(a - 1);
+}
+
+/* ---- format ------------------------------------------------------------ */
+
+#define GT_MAGIC "guildtab"
+#define GT_FORMAT_VERSION 1u
+#define GT_NAME_MAX 200u
+
+/* ---- undo log (lock.c) --------------------------------------------------
+ * Every write to shared state that readers or later writers can reach is
+ * preceded by a log entry holding the old bytes. An operation commits by
+ * setting state COMMITTED and then clearing the log. Rolling back (on error,
+ * or when a process dies holding the lock) restores entries newest first.
+ * Entry kinds beyond BYTES carry actions on other lock domains (heap, member
+ * count), each marked done inside the global lock's own logged section so it
+ * happens exactly once.
+ */
+enum gt_log_kind {
+    GT_LOG_BYTES = 1, /* restore len old bytes at off */
+    GT_LOG_ALLOC,     /* block off (order in len, 64-byte units in seq_rel)
+                         was allocated for this op: freed on rollback */
+    GT_LOG_RETIRE,    /* block off (as ALLOC) to retire once committed */
+    GT_LOG_COUNT,     /* member count delta: pre (reserved, undone on
+                         rollback) or post (applied once committed) */
+    GT_LOG_UNDIR,     /* guild header len was deleted: once committed,
+                         drop its directory entry and free the header */
+};
+#define GT_LOG_SEQ 0x1u  /* BYTES: u32 at off+seq_rel is a seqlock: bump it */
+#define GT_LOG_DONE 0x2u /* action performed */
+#define GT_LOG_PRE 0x4u  /* COUNT: already applied */
+
+#define GT_LOG_OPEN 0u
+#define GT_LOG_COMMITTED 1u
+#define GT_LOG_FAILED 2u /* global log: section must be rolled back */
+/* Global log entries one heap action can need (3 per buddy level). */
+#define GT_GLOG_HEADROOM 160u
+
+struct gt_log_ent {
+    uint64_t off;     /* segment offset (BYTES, ALLOC, RETIRE) */
+    uint32_t len;     /* BYTES: length; ALLOC/RETIRE: order; COUNT: unused */
+    uint16_t kind;
+    uint16_t flags;
+    uint32_t seq_rel; /* BYTES with GT_LOG_SEQ */
+    uint32_t data;    /* BYTES: offset of the old bytes in the data area;
+                         COUNT: delta as int32 */
+};
+
+#define GT_SLOT_LOG_ENTRIES 48u
+#define GT_GLOBAL_LOG_ENTRIES 512u
+struct gt_log {
+    a32 n;        /* valid entries; written after the entry (program order) */
+    a32 state;    /* GT_LOG_OPEN / GT_LOG_COMMITTED */
+    a32 guild;    /* guild header index + 1 this log is for; 0: global */
+    uint32_t data_used;
+    uint32_t data_cap;
+    uint32_t ent_cap;
+    uint32_t pad[2];
+    struct gt_log_ent ent[]; /* ent_cap entries, then data_cap bytes */
+};
+static inline uint8_t *gt_log_data(struct gt_log *l) {
+    return (uint8_t *)&l->ent[l->ent_cap];
+}
+static inline uint64_t gt_log_size(uint32_t ents, uint32_t data) {
+    return sizeof(struct gt_log) + (uint64_t)ents * sizeof(struct gt_log_ent) +
+           data;
+}
+_Static_assert(sizeof(struct gt_log_ent) == 24, "log entry size");
+_Static_assert(sizeof(struct gt_log) % 8 == 0, "log size");
+
+/* ---- thread slots (readers.c) ------------------------------------------ */
+
+struct gt_slot {
+    a32 pid;      /* owner process, 0 = free */
+    a32 tid;      /* owner thread */
+    a64 owner;    /* owner handle id (meaningful inside pid only) */
+    a64 epoch;    /* 0 = not pinned; else the epoch read when pinning */
+    a64 pin_ns;   /* monotonic time of the current pin */
+    uint8_t pad[GT_LINE - 32];
+    struct gt_log log; /* undo log of the guild write this thread runs */
+};
+_Static_assert(offsetof(struct gt_slot, log) == GT_LINE, "slot header");
+
+/* ---- guild headers (guild.c) -------------------------------------------- */
+
+#define GT_GUILD_FREE 0u
+#define GT_GUILD_LIVE 1u
+#define GT_GUILD_UNDIR 0x1u
+
+/* The view: the guild's current storage and fanout set. Readers read it under
+ * vseq; a writer replacing either bumps vseq, so a reader that read through
+ * a view that has since been replaced notices and retries. */
+struct gt_guild {
+    /* line 0: read by every reader */
+    a64 id;
+    a32 state;
+    a32 vseq;      /* seqlock of the fields below and of state/id */
+    a64 store_off; /* storage block (0 = none) */
+    a64 act_off;   /* fanout-set block (0 = none) */
+    a32 cap;       /* slots in the storage */
+    a32 inited;    /* the lock has been initialised (once, ever) */
+    a32 flags;     /* GT_GUILD_UNDIR: deleted, directory entry pending */
+    a32 next_free; /* free list of headers (index + 1), while FREE */
+    uint8_t pad1[GT_LINE - 48];
+    /* line 1: written by the guild's writers, so kept off line 0 */
+    a64 members, online, active, tombs;
+    a64 act_seq;    /* activations so far (fanout "activated after" test) */
+    a64 store_bytes, act_bytes;
+    a32 log_slot;   /* slot whose log holds the running write */
+    a32 writer_pid; /* pid of the lock holder, 0 when unlocked */
+    /* lines 2-3: the lock */
+    pthread_mutex_t lock;
+    uint8_t pad3[2 * GT_LINE - sizeof(pthread_mutex_t)];
+};
+_Static_assert(sizeof(struct gt_guild) == 4 * GT_LINE, "guild header size");
+
+struct gt_dirent {
+    a64 id;
+    a32 idx;   /* guild header index */
+    a32 state; /* GT_DIR_* */
+};
+#define GT_DIR_EMPTY 0u
+#define GT_DIR_LIVE 1u
+#define GT_DIR_DEAD 2u
+_Static_assert(sizeof(struct gt_dirent) == 16, "dirent size");
+
+/* ---- retire list (alloc.c) ---------------------------------------------- */
+
+struct gt_retired {
+    uint64_t off;   /* 0 = entry free */
+    uint32_t order;
+    uint32_t units; /* bytes in use / 64 */
+    uint64_t epoch; /* freed once every pinned reader has a later epoch */
+};
+
+/* ---- segment header (segment.c) ---------------------------------------- */
+
+#define GT_HEAP_MIN_ORDER 7u /* 128-byte units */
+#define GT_HEAP_ORDERS 48u
+
+struct gt_geom {
+    char magic[8];
+    uint32_t version;
+    uint32_t layout_sig;
+    uint64_t file_size;
+    uint64_t seed;
+    uint64_t max_members;
+    uint32_t max_guilds;
+    uint32_t max_slots;
+    uint32_t payload_size;
+    uint32_t stride;     /* bytes per member record */
+    uint32_t slot_size;  /* bytes per thread slot */
+    uint32_t log_data;   /* data bytes of a slot's undo log */
+    uint32_t dir_cap;
+    uint32_t retire_cap;
+    uint32_t top_order;  /* largest heap block: 1 << top_order */
+    uint32_t glog_data;  /* data bytes of the global undo log */
+    uint64_t commit_off, retire_off, slots_off, guilds_off, dir_off;
+    uint64_t meta_off, heap_off, heap_size, glog_off;
+    uint64_t created_ns;
+    uint32_t mode;
+    uint32_t pad;
+    uint64_t checksum; /* XXH3 of everything above */
+};
+
+struct gt_seg {
+    struct gt_geom g;
+    alignas(GT_LINE) a64 epoch; /* reclamation epoch, own line */
+    alignas(GT_LINE) pthread_mutex_t lock; /* the global lock */
+    a32 lock_pid;
+    a32 dir_seq; /* odd while the directory is rebuilt */
+    /* written under the global lock (atomics: gt_info reads without it) */
+    alignas(GT_LINE) a64 members;
+    a64 guilds;
+    a64 dir_dead;  /* dead directory entries */
+    a64 heap_used; /* bytes in use in allocated blocks */
+    a64 retired_bytes;
+    a64 retired_n; /* must follow retired_bytes: logged together */
+    uint64_t free_head[GT_HEAP_ORDERS]; /* heap offset + 1; 0 = empty */
+    uint64_t guild_hw;   /* headers [0, guild_hw) have been used */
+    uint64_t guild_free; /* free header list: index + 1; 0 = empty */
+};
+
+/* ---- storage: one guild's members (index.c) ------------------------------
+ * Block: [struct gt_store][ctrl: cap bytes][records: cap * stride]. */
+#define GT_STORE_MAGIC 0x65726f7473746704ull
+struct gt_store {
+    uint64_t magic;
+    uint64_t guild_id;
+    uint32_t cap;
+    uint32_t stride;
+    uint64_t rec_rel; /* offset of record 0 from the block start */
+    uint64_t bytes;   /* bytes of the block in use */
+    uint8_t pad[GT_LINE - 40];
+};
+_Static_assert(sizeof(struct gt_store) == GT_LINE, "store header size");
+
+#define GT_CTRL_EMPTY 0x80u
+#define GT_CTRL_DEAD 0xFEu
+
+/* A member record: seqlock, meta, the 64-byte gt_member as words, payload. */
+#define GT_REC_LIVE 0x80000000u /* meta: record holds a member */
+struct gt_rec {
+    a32 seq;  /* odd while being written */
+    a32 meta; /* GT_REC_LIVE | (fanout-set entry index + 1, or 0) */
+    a64 w[8]; /* user_id, session_id, roles[4], joined_at, worker|flags<<32 */
+    a64 payload[];
+};
+_Static_assert(sizeof(struct gt_rec) == 72, "record size");
+
+/* ---- fanout set (active.c) --------------------------------------------- */
+#define GT_ACT_MAGIC 0x7465737463616704ull
+#define GT_CHUNK_ENTRIES 64u
+struct gt_aent {
+    a64 user_id;
+    a64 session_id;
+    a32 worker;
+    a32 flags;
+    a32 act32; /* low 32 bits of the activation number */
+    a32 slot;  /* storage slot of the member */
+};
+struct gt_chunk {
+    a32 seq; /* odd while an entry is being written */
+    uint32_t n;
+    a64 occ; /* bit i: e[i] holds an entry */
+    uint8_t pad[GT_LINE - 16];
+    struct gt_aent e[GT_CHUNK_ENTRIES];
+};
+struct gt_act {
+    uint64_t magic;
+    uint64_t guild_id;
+    uint32_t nchunks; /* capacity */
+    a32 hw;           /* chunks [0, hw) may hold entries */
+    uint32_t live;    /* entries (writer only) */
+    uint32_t pad;
+    uint64_t bytes;
+    uint64_t nonfull_rel; /* bitmap: chunk has a free entry */
+    uint64_t chunks_rel;
+    uint8_t pad2[GT_LINE - 56];
+};
+_Static_assert(sizeof(struct gt_aent) == 32, "fanout entry size");
+_Static_assert(sizeof(struct gt_chunk) == GT_LINE + 64 * 32, "chunk size");
+_Static_assert(sizeof(struct gt_act) == GT_LINE, "fanout set header size");
+
+/* ---- the handle --------------------------------------------------------- */
+
+struct gt_table {
+    uint8_t *base;     /* mapping */
+    uint64_t size;
+    struct gt_seg *seg;
+    int fd;
+    uint32_t flags;    /* GT_RDONLY */
+    uint64_t id;       /* process-unique handle id */
+    uint64_t seed;     /* hash seed of the table */
+    char *path;
+    char *name;
+    /* guild id -> header index cache (hint; validated against the header) */
+    struct { a64 id; a64 idx; } gcache[64];
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static inline void *gt_at(const gt_table *t, uint64_t off) {
+    return t->base + off;
+}
+static inline uint64_t gt_off(const gt_table *t, const void *p) {
+    return (uint64_t)((const uint8_t *)p - t->base);
+}
+static inline struct gt_slot *gt_slot_at(const gt_table *t, uint32_t i) {
+    return (struct gt_slot *)gt_at(t, t->seg->g.slots_off +
+                                          (uint64_t)i * t->seg->g.slot_size);
+}
+static inline struct gt_guild *gt_guild_at(const gt_table *t, uint32_t i) {
+    return (struct gt_guild *)gt_at(t, t->seg->g.guilds_off +
+                                           (uint64_t)i * sizeof(struct gt_guild));
+}
+static inline uint32_t gt_guild_index(const gt_table *t,
+                                      const struct gt_guild *g) {
+    return (uint32_t)((gt_off(t, g) - t->seg->g.guilds_off) /
+                      sizeof(struct gt_guild));
+}
+
+static inline void gt_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+uint64_t gt__now_ns(void) GT_INTERNAL;
+uint32_t gt__pid(void) GT_INTERNAL;
+
+/* The member hash: XXH3 with the table's seed, inlined on hot paths. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+static inline uint64_t gt_hash(const gt_table *t, uint64_t user_id) {
+    return XXH3_64bits_withSeed(&user_id, sizeof user_id, t->seed);
+}
+
+/* The home slot of a hash: monotone in the hash, so slot order follows hash
+ * order, which partitions and cursors rely on. */
+static inline uint64_t gt_fastrange(uint64_t h, uint64_t n) {
+    return (uint64_t)(((unsigned __int128)h * n) >> 64);
+}
+/* The partition of a hash: the same mapping for every scan and fanout. */
+static inline uint32_t gt_partition(uint64_t h, uint32_t nparts) {
+    return (uint32_t)gt_fastrange(h, nparts);
+}
+
+/* Bounded waiting for a seqlock held by a writer: spin, then yield, then
+ * check the writer is alive, then give up with GT_EBUSY. */
+struct gt_wait {
+    uint32_t spins;
+    uint64_t start_ns;
+};
+#define GT_WAIT_INIT {0, 0}
+#define GT_READ_TIMEOUT_NS (2000ull * 1000 * 1000)
+int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) GT_INTERNAL;
+
+/* ---- segment.c ---------------------------------------------------------- */
+int gt__check_name(const char *name) GT_INTERNAL;
+int gt__mutex_init(pthread_mutex_t *m) GT_INTERNAL;
+static inline uint64_t gt_store_size(uint64_t cap, uint32_t stride) {
+    return GT_LINE + gt_align_up(cap, GT_LINE) + cap * stride;
+}
+#define gt__store_bytes(cap, stride) gt_store_size((cap), (stride))
+uint64_t gt__act_bytes(uint32_t nchunks) GT_INTERNAL;
+
+/* ---- readers.c: slots and epochs ----------------------------------------- */
+int gt__register(gt_table *t) GT_INTERNAL;
+int gt__slot(gt_table *t, uint32_t *idx) GT_INTERNAL;
+int gt__pin(gt_table *t, uint32_t *slot) GT_INTERNAL;
+void gt__unpin(gt_table *t, uint32_t slot) GT_INTERNAL;
+uint64_t gt__min_epoch(gt_table *t) GT_INTERNAL;
+void gt__slots_release(gt_table *t) GT_INTERNAL;
+uint32_t gt__slots_used(gt_table *t) GT_INTERNAL;
+bool gt__pid_alive(uint32_t pid) GT_INTERNAL;
+
+/* ---- lock.c: locks and undo logs ------------------------------------------ */
+
+/* A write in progress on one guild. */
+struct gt_wr {
+    gt_table *t;
+    struct gt_guild *g;
+    struct gt_log *log;
+    uint32_t slot;
+    uint32_t gidx;
+};
+int gt__glock(gt_table *t) GT_INTERNAL;
+void gt__gunlock(gt_table *t) GT_INTERNAL;
+struct gt_log *gt__glog(gt_table *t) GT_INTERNAL;
+int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) GT_INTERNAL;
+int gt__guild_recover(gt_table *t, struct gt_guild *g, bool try) GT_INTERNAL;
+int gt__wr_commit(struct gt_wr *w) GT_INTERNAL;
+int gt__count_reserve(struct gt_wr *w, int32_t delta) GT_INTERNAL;
+int gt__log_retire(struct gt_wr *w, uint64_t off, uint64_t bytes) GT_INTERNAL;
+void gt__wr_abort(struct gt_wr *w) GT_INTERNAL;
+void gt__wr_rollback(struct gt_wr *w) GT_INTERNAL;
+int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
+                  int seq_rel) GT_INTERNAL;
+int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
+                   uint64_t off, uint32_t len, int32_t delta) GT_INTERNAL;
+void gt__log_rollback(gt_table *t, struct gt_log *log) GT_INTERNAL;
+int gt__recover_guild(gt_table *t, struct gt_guild *g) GT_INTERNAL;
+
+/* Seqlock writes on logged memory: begin makes seq odd, end even. */
+static inline void gt_seq_begin(a32 *seq) {
+    uint32_t s = LOAD(seq, relaxed);
+    STORE(seq, s + 1, relaxed);
+    /* pairs with the acquire fence readers issue before re-reading seq */
+    atomic_thread_fence(memory_order_release);
+}
+static inline void gt_seq_end(a32 *seq) {
+    uint32_t s = LOAD(seq, relaxed);
+    /* pairs with the acquire load of seq at the start of a reader's copy */
+    STORE(seq, s + 1, release);
+}
+
+/* ---- alloc.c: heap ------------------------------------------------------- */
+int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
+              uint64_t *off) GT_INTERNAL;
+void gt__free_locked(gt_table *t, uint64_t off, uint32_t order,
+                     uint32_t units) GT_INTERNAL;
+int gt__commit(gt_table *t, uint64_t off, uint64_t len) GT_INTERNAL;
+void gt__reclaim_locked(gt_table *t, uint32_t max) GT_INTERNAL;
+int gt__retire_locked(gt_table *t, uint64_t off, uint32_t order,
+                      uint32_t units) GT_INTERNAL;
+uint32_t gt__block_order(gt_table *t, uint64_t off) GT_INTERNAL;
+int gt__heap_init(gt_table *t) GT_INTERNAL;
+
+/* ---- guild.c ----------------------------------------------------------- */
+void gt__dir_rebuild_locked(gt_table *t) GT_INTERNAL;
+struct gt_guild *gt__guild_find(gt_table *t, uint64_t id) GT_INTERNAL;
+/* gt__guild_find through the handle's cache first (the hot path). */
+static inline struct gt_guild *gt_guild_lookup(gt_table *t, uint64_t id) {
+    uint64_t c = id & 63;
+    if (LOAD(&t->gcache[c].id, relaxed) == id) {
+        uint64_t idx = LOAD(&t->gcache[c].idx, relaxed);
+        if (idx < t->seg->g.max_guilds) {
+            struct gt_guild *g = gt_guild_at(t, (uint32_t)idx);
+            /* pairs with the release store of state when a guild is made */
+            if (LOAD(&g->state, acquire) == GT_GUILD_LIVE &&
+                LOAD(&g->id, relaxed) == id)
+                return g;
+        }
+    }
+    return gt__guild_find(t, id);
+}
+int gt__guild_get(gt_table *t, uint64_t id, bool create,
+                  struct gt_guild **out, bool *created) GT_INTERNAL;
+int gt__guild_write(gt_table *t, uint64_t id, bool create, struct gt_wr *w,
+                    bool *created) GT_INTERNAL;
+int gt__guild_drop(struct gt_wr *w) GT_INTERNAL;
+int gt__undir_locked(gt_table *t, uint32_t idx) GT_INTERNAL;
+
+/* A consistent read of a guild's view. */
+struct gt_view {
+    struct gt_guild *g;
+    uint32_t vseq;
+    uint32_t cap;
+    struct gt_store *st; /* NULL when the guild has no storage */
+    struct gt_act *act;  /* NULL when nobody was ever active */
+    uint64_t act_seq;
+};
+int gt__view_read(gt_table *t, struct gt_guild *g, uint64_t id,
+                  struct gt_view *v) GT_INTERNAL;
+static inline bool gt_view_valid(const struct gt_view *v) {
+    /* pairs with the release fence of gt_seq_begin on vseq: if anything we
+     * read came from a writer that replaced the view, vseq has moved */
+    atomic_thread_fence(memory_order_acquire);
+    return LOAD(&v->g->vseq, relaxed) == v->vseq;
+}
+int gt__view_publish(struct gt_wr *w, uint64_t store_off, uint32_t cap,
+                     uint64_t act_off) GT_INTERNAL;
+
+/* ---- index.c: storage ---------------------------------------------------- */
+static inline struct gt_rec *gt_rec_at(const struct gt_store *st, uint64_t i) {
+    return (struct gt_rec *)((uint8_t *)st + st->rec_rel + i * st->stride);
+}
+static inline a8 *gt_ctrl(const struct gt_store *st) {
+    return (a8 *)((uint8_t *)st + sizeof(struct gt_store));
+}
+#define GT_NOT_FOUND UINT64_MAX
+uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
+                        uint64_t user_id, uint64_t h) GT_INTERNAL;
+uint64_t gt__store_free_slot(const struct gt_store *st, uint32_t cap,
+                             uint64_t h) GT_INTERNAL;
+bool gt__store_full(uint64_t members, uint64_t tombs, uint32_t cap) GT_INTERNAL;
+/* Copy a record whole (seqlock). Returns 1 if it held user_id (or any member
+ * when user_id is NULL), 0 if not, GT_EBUSY. */
+int gt__rec_read(gt_table *t, struct gt_guild *g, const struct gt_rec *r,
+                 uint32_t pwords, gt_member *m, uint64_t *payload,
+                 uint32_t *meta) GT_INTERNAL;
+void gt__rec_unpack(const uint64_t w[8], gt_member *m) GT_INTERNAL;
+void gt__rec_pack(const gt_member *m, uint64_t w[8]) GT_INTERNAL;
+int gt__store_make(struct gt_wr *w, uint64_t members, uint64_t *off,
+                   uint32_t *cap) GT_INTERNAL;
+int gt__store_rebuild(struct gt_wr *w, uint64_t members) GT_INTERNAL;
+uint32_t gt__cap_for(uint64_t members) GT_INTERNAL;
+
+/* ---- active.c: fanout set ---------------------------------------------- */
+int gt__act_add(struct gt_wr *w, struct gt_view *v, uint64_t slot,
+                const gt_member *m, uint32_t *idx) GT_INTERNAL;
+int gt__act_remove(struct gt_wr *w, struct gt_view *v, uint32_t idx)
+    GT_INTERNAL;
+int gt__act_update(struct gt_wr *w, struct gt_view *v, uint32_t idx,
+                   const gt_member *m) GT_INTERNAL;
+int gt__act_build(struct gt_wr *w, const struct gt_act *old,
+                  struct gt_store *nst, const uint32_t *slot_map,
+                  uint64_t *off) GT_INTERNAL;
+bool gt__act_sparse(const struct gt_act *a) GT_INTERNAL;
+static inline struct gt_chunk *gt_chunk_at(const struct gt_act *a,
+                                           uint32_t c) {
+    return (struct gt_chunk *)((uint8_t *)a + a->chunks_rel +
+                               (uint64_t)c * sizeof(struct gt_chunk));
+}
+
+/* ---- filters (scan.c) ---------------------------------------------------- */
+struct gt_filt {
+    uint32_t set, clear;
+    uint32_t worker;
+    bool match_worker;
+    bool roles;
+    uint64_t roles_any[4];
+};
+int gt__filter_prep(const gt_filter *f, struct gt_filt *out) GT_INTERNAL;
+static inline bool gt_filt_flags(const struct gt_filt *f, uint32_t flags,
+                                 uint32_t worker) {
+    return (flags & f->set) == f->set && (flags & f->clear) == 0 &&
+           (!f->match_worker || worker == f->worker);
+}
+static inline bool gt_filt_roles(const struct gt_filt *f,
+                                 const uint64_t roles[4]) {
+    return !f->roles ||
+           ((roles[0] & f->roles_any[0]) | (roles[1] & f->roles_any[1]) |
+            (roles[2] & f->roles_any[2]) | (roles[3] & f->roles_any[3])) != 0;
+}
+
+/* One member a scan visits. m and payload are NULL when the scan reads
+ * only the fanout set (fanout and counts without a role condition). */
+struct gt_hit {
+    const gt_member *m;
+    const void *payload;
+    uint64_t user_id, session_id;
+    uint32_t worker, flags;
+};
+/* Called with n >= 1 hits (a fanout-set chunk's worth at most). */
+typedef int (*gt_visit_fn)(void *ctx, const struct gt_hit *h, size_t n);
+struct gt_scan {
+    struct gt_filt filt;
+    uint32_t part, nparts;
+    bool need_member;  /* visit needs m (reads records on the fanout set) */
+    bool want_payload; /* visit needs the payload */
+    gt_visit_fn fn;
+    void *ctx;
+};
+int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) GT_INTERNAL;
+
+/* Per-thread scratch memory reused by scans (freed at thread exit). */
+void *gt__scratch(size_t bytes, int which) GT_INTERNAL;
+
+/* Write test hooks: named steps where the fault harness may kill a writer.
+ * Compiled only with -Dfault_hooks=true. */
+#ifdef GT_FAULT_HOOKS
+void gt__hook(const char *step) GT_INTERNAL;
+#define GT_HOOK(step) gt__hook(step)
+#else
+#define GT_HOOK(step) ((void)0)
+#endif
+
+#endif /* GT_INTERNAL_H */

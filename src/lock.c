@@ -1,0 +1,413 @@
+/*
+ * lock.c - robust locks and the undo logs that make every write
+ * all-or-nothing, whether it fails or its process dies.
+ *
+ * Two lock domains:
+ * - one robust, process-shared mutex per guild, serialising the writers of
+ *   that guild. The writer logs into the undo log of its own thread slot and
+ *   records that slot in the guild (g->log_slot) before logging anything.
+ * - one global robust mutex in the segment header for what guilds share: the
+ *   heap, the retire list, the member count and the guild directory. It has
+ *   its own undo log. Lock order: a guild lock, then the global lock; never
+ *   two guild locks.
+ *
+ * The log protocol (the invariant every write keeps):
+ *   before changing reachable shared bytes, copy the old bytes into the next
+ *   entry, then publish the entry by incrementing n. A SIGKILL stops a
+ *   process between two instructions, and every store it executed still
+ *   reaches memory, so program order (kept by signal fences) is crash order:
+ *   whatever changed is covered by a published entry.
+ * Rolling back restores entries newest first. For seqlocked bytes the
+ * sequence word is first made odd, the rest restored, and the word then set
+ * past every value it had: a reader that copied during the aborted write
+ * never sees its old sequence number again, so never accepts a torn copy.
+ * Entries that act on the other domain (ALLOC, COUNT) are performed inside a
+ * global-lock section that also marks them done, so a death at any point
+ * performs each exactly once. A committed log is rolled forward instead:
+ * its post-commit actions (RETIRE, COUNT post) run once.
+ *
+ * Recovery runs in whoever next takes the lock and gets EOWNERDEAD; then the
+ * mutex is marked consistent. No manual step exists or is needed.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sig_fence(void) {
+    /* orders the stores around it in the instruction stream, which is what a
+     * SIGKILL observes (see the header comment) */
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+struct gt_log *gt__glog(gt_table *t) {
+    return (struct gt_log *)gt_at(t, t->seg->g.glog_off);
+}
+
+/* Copy into shared memory that lock-free readers may read: word stores when
+ * aligned, so no reader sees a half-written word. */
+static void shared_copy(void *dst, const void *src, uint32_t len) {
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    while (len && ((uintptr_t)d & 7)) {
+        atomic_store_explicit((a8 *)d, *s, memory_order_relaxed);
+        d++, s++, len--;
+    }
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        atomic_store_explicit((a64 *)(void *)d, v, memory_order_relaxed);
+        d += 8, s += 8, len -= 8;
+    }
+    while (len) {
+        atomic_store_explicit((a8 *)d, *s, memory_order_relaxed);
+        d++, s++, len--;
+    }
+}
+
+int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
+                  int seq_rel) {
+    uint64_t off = gt_off(t, p);
+    uint32_t n = LOAD(&log->n, relaxed);
+    /* One entry per range and section is enough: the oldest bytes win. */
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gt_log_ent *e = &log->ent[i];
+        if (e->kind == GT_LOG_BYTES && e->off == off && e->len >= len)
+            return 0;
+    }
+    if (n >= log->ent_cap || log->data_used + len > log->data_cap) {
+        /* An operation larger than its log: a bug. The section must not
+         * commit half done: gt__gunlock rolls a failed section back. */
+        STORE(&log->state, GT_LOG_FAILED, relaxed);
+        return GT_EFULL;
+    }
+    struct gt_log_ent *e = &log->ent[n];
+    e->off = off;
+    e->len = len;
+    e->kind = GT_LOG_BYTES;
+    e->flags = seq_rel >= 0 ? GT_LOG_SEQ : 0;
+    e->seq_rel = seq_rel >= 0 ? (uint32_t)seq_rel : 0;
+    e->data = log->data_used;
+    memcpy(gt_log_data(log) + log->data_used, p, len);
+    log->data_used += (len + 7u) & ~7u;
+    if (log->data_used > log->data_cap)
+        log->data_used = log->data_cap;
+    sig_fence();
+    STORE(&log->n, n + 1, relaxed);
+    sig_fence();
+    return 0;
+}
+
+int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
+                   uint64_t off, uint32_t len, int32_t delta) {
+    uint32_t n = LOAD(&log->n, relaxed);
+    if (n >= log->ent_cap)
+        return GT_EFULL;
+    struct gt_log_ent *e = &log->ent[n];
+    e->off = off;
+    e->len = len;
+    e->kind = kind;
+    e->flags = flags;
+    e->seq_rel = 0;
+    e->data = (uint32_t)delta;
+    sig_fence();
+    STORE(&log->n, n + 1, relaxed);
+    sig_fence();
+    return 0;
+}
+
+/* Retire block off (bytes in use) when w commits. */
+int gt__log_retire(struct gt_wr *w, uint64_t off, uint64_t bytes) {
+    int r = gt__log_action(w->log, GT_LOG_RETIRE, 0, off,
+                           gt__block_order(w->t, off), 0);
+    if (r == 0)
+        w->log->ent[LOAD(&w->log->n, relaxed) - 1].seq_rel =
+            (uint32_t)((bytes + 63) >> 6);
+    return r;
+}
+
+static void log_clear(struct gt_log *log) {
+    sig_fence();
+    STORE(&log->n, 0, relaxed);
+    STORE(&log->state, GT_LOG_OPEN, relaxed);
+    log->data_used = 0;
+    sig_fence();
+}
+
+static void restore_bytes(gt_table *t, struct gt_log *log,
+                          const struct gt_log_ent *e) {
+    uint8_t *dst = gt_at(t, e->off);
+    const uint8_t *old = gt_log_data(log) + e->data;
+    if (!(e->flags & GT_LOG_SEQ)) {
+        shared_copy(dst, old, e->len);
+        return;
+    }
+    a32 *seq = (a32 *)(void *)(dst + e->seq_rel);
+    uint32_t cur = LOAD(seq, relaxed);
+    STORE(seq, cur | 1u, relaxed); /* readers now wait or retry */
+    atomic_thread_fence(memory_order_release);
+    shared_copy(dst, old, e->seq_rel);
+    shared_copy(dst + e->seq_rel + 4, old + e->seq_rel + 4,
+                e->len - e->seq_rel - 4);
+    /* past every value seq had: a copy taken during the aborted write fails
+     * its final check (pairs with the reader's acquire load of seq) */
+    STORE(seq, (cur | 1u) + 1u, release);
+}
+
+/* Mark entry e of a slot log done; call inside a global section. */
+static int mark_done(gt_table *t, struct gt_log_ent *e) {
+    int r = gt__log_bytes(t, gt__glog(t), &e->flags, sizeof e->flags, -1);
+    if (r == 0) {
+        sig_fence();
+        e->flags |= GT_LOG_DONE;
+        sig_fence();
+    }
+    return r;
+}
+
+static void count_apply_locked(gt_table *t, int32_t delta) {
+    struct gt_seg *s = t->seg;
+    if (gt__log_bytes(t, gt__glog(t), &s->members, 8, -1) == 0)
+        STORE(&s->members,
+              (uint64_t)((int64_t)LOAD(&s->members, relaxed) + delta), relaxed);
+}
+
+/* Run the actions of a slot log in the global domain: on rollback the PRE
+ * counts and allocations are undone; when committed, retires and post counts
+ * are applied. Entries already done are skipped. */
+static int run_actions(gt_table *t, struct gt_log *log, bool commit) {
+    uint32_t n = LOAD(&log->n, relaxed);
+    bool any = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gt_log_ent *e = &log->ent[i];
+        if (e->kind != GT_LOG_BYTES && !(e->flags & GT_LOG_DONE))
+            any = true;
+    }
+    if (!any)
+        return 0;
+    int r = gt__glock(t);
+    if (r)
+        return r;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = commit ? k : n - 1 - k;
+        struct gt_log_ent *e = &log->ent[i];
+        if (e->kind == GT_LOG_BYTES || (e->flags & GT_LOG_DONE))
+            continue;
+        bool pre = e->flags & GT_LOG_PRE;
+        /* act, then mark done, in one section: both or neither survive */
+        if (e->kind == GT_LOG_ALLOC && !commit) {
+            gt__free_locked(t, e->off, e->len, e->seq_rel);
+            mark_done(t, e);
+        } else if (e->kind == GT_LOG_RETIRE && commit) {
+            while (gt__retire_locked(t, e->off, e->len, e->seq_rel) ==
+                   GT_EBUSY) {
+                /* every retire entry waits for a pinned reader: let it go */
+                gt__gunlock(t);
+                struct timespec ts = {0, 1000000};
+                nanosleep(&ts, NULL);
+                if ((r = gt__glock(t)))
+                    return r;
+            }
+            mark_done(t, e);
+        } else if (e->kind == GT_LOG_UNDIR && commit) {
+            gt__undir_locked(t, e->len);
+            mark_done(t, e);
+        } else if (e->kind == GT_LOG_COUNT && (commit != pre)) {
+            count_apply_locked(t, commit ? (int32_t)e->data
+                                         : -(int32_t)e->data);
+            mark_done(t, e);
+        }
+        /* A section can only hold so many entries; finish in the next. */
+        struct gt_log *gl = gt__glog(t);
+        if (LOAD(&gl->n, relaxed) + GT_GLOG_HEADROOM > gl->ent_cap) {
+            gt__gunlock(t);
+            r = gt__glock(t);
+            if (r)
+                return r;
+        }
+    }
+    if (commit)
+        gt__reclaim_locked(t, 4);
+    gt__gunlock(t);
+    return 0;
+}
+
+/* Take delta members from max_members for the write w (delta > 0), as a PRE
+ * count entry of its log: a rollback gives them back. */
+int gt__count_reserve(struct gt_wr *w, int32_t delta) {
+    gt_table *t = w->t;
+    struct gt_seg *s = t->seg;
+    int r = gt__glock(t);
+    if (r)
+        return r;
+    uint64_t m = LOAD(&s->members, relaxed);
+    if (m + (uint64_t)delta > s->g.max_members) {
+        gt__gunlock(t);
+        return GT_EFULL;
+    }
+    struct gt_log *gl = gt__glog(t);
+    /* the entry appears in w's log atomically with the count */
+    if ((r = gt__log_bytes(t, gl, &s->members, 8, -1)) == 0 &&
+        (r = gt__log_bytes(t, gl, &w->log->n, 4, -1)) == 0 &&
+        (r = gt__log_action(w->log, GT_LOG_COUNT, GT_LOG_PRE, 0, 0, delta)) == 0)
+        STORE(&s->members, m + (uint64_t)delta, relaxed);
+    gt__gunlock(t);
+    return r;
+}
+
+void gt__log_rollback(gt_table *t, struct gt_log *log) {
+    uint32_t n = LOAD(&log->n, relaxed);
+    for (uint32_t k = 0; k < n; k++) {
+        const struct gt_log_ent *e = &log->ent[n - 1 - k];
+        if (e->kind == GT_LOG_BYTES)
+            restore_bytes(t, log, e);
+    }
+}
+
+/* ---- the global lock ---------------------------------------------------- */
+
+static int mutex_lock(pthread_mutex_t *m, bool *owner_died) {
+    int r = pthread_mutex_lock(m);
+    *owner_died = (r == EOWNERDEAD);
+    if (r == 0 || r == EOWNERDEAD)
+        return 0;
+    if (r == ENOTRECOVERABLE)
+        return GT_ECORRUPT;
+    return -r;
+}
+
+int gt__glock(gt_table *t) {
+    struct gt_seg *s = t->seg;
+    struct gt_log *gl = gt__glog(t);
+    bool died;
+    int r = mutex_lock(&s->lock, &died);
+    if (r)
+        return r;
+    if (died || LOAD(&gl->n, relaxed) != 0) {
+        /* The previous holder died inside a section: undo it whole. A
+         * directory rebuild in progress is redone from the guild headers. */
+        gt__log_rollback(t, gl);
+        log_clear(gl);
+        if (LOAD(&s->dir_seq, relaxed) & 1u)
+            gt__dir_rebuild_locked(t);
+    }
+    if (died)
+        pthread_mutex_consistent(&s->lock);
+    STORE(&s->lock_pid, gt__pid(), relaxed);
+    return 0;
+}
+
+void gt__gunlock(gt_table *t) {
+    struct gt_seg *s = t->seg;
+    struct gt_log *gl = gt__glog(t);
+    if (LOAD(&gl->state, relaxed) == GT_LOG_FAILED)
+        gt__log_rollback(t, gl);
+    log_clear(gl); /* commit point of the section */
+    STORE(&s->lock_pid, 0, relaxed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- guild locks ---------------------------------------------------------- */
+
+/* Finish the write a previous lock holder left in the guild: it died, or its
+ * rollback could not reach the global lock. Lock held. */
+int gt__recover_guild(gt_table *t, struct gt_guild *g) {
+    uint32_t gidx = gt_guild_index(t, g);
+    uint32_t si = LOAD(&g->log_slot, relaxed);
+    int r = 0;
+    if (si < t->seg->g.max_slots) {
+        struct gt_log *log = &gt_slot_at(t, si)->log;
+        if (LOAD(&log->guild, relaxed) == gidx + 1 &&
+            LOAD(&log->n, relaxed) != 0) {
+            if (LOAD(&log->state, relaxed) == GT_LOG_COMMITTED) {
+                r = run_actions(t, log, true);
+            } else {
+                gt__log_rollback(t, log);
+                r = run_actions(t, log, false);
+            }
+            if (r == 0)
+                log_clear(log);
+        }
+    }
+    STORE(&g->writer_pid, 0, relaxed);
+    return r;
+}
+
+int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
+    uint32_t si;
+    int r = gt__slot(t, &si);
+    if (r)
+        return r;
+    bool died;
+    if ((r = mutex_lock(&g->lock, &died)))
+        return r;
+    if (died)
+        pthread_mutex_consistent(&g->lock);
+    /* Cheap when nothing is pending: the previous writer's log is empty. */
+    r = gt__recover_guild(t, g);
+    if (r) {
+        pthread_mutex_unlock(&g->lock); /* the log stays for the next locker */
+        return r;
+    }
+    struct gt_log *log = &gt_slot_at(t, si)->log;
+    STORE(&g->writer_pid, gt__pid(), relaxed);
+    STORE(&g->log_slot, si, relaxed);
+    sig_fence();
+    STORE(&log->guild, gt_guild_index(t, g) + 1, relaxed);
+    log_clear(log);
+    w->t = t;
+    w->g = g;
+    w->log = log;
+    w->slot = si;
+    w->gidx = gt_guild_index(t, g);
+    return 0;
+}
+
+/* Finish what a dead writer left in g, without a slot of our own (the
+ * recovery uses the dead writer's log). try: do not wait for a live holder.
+ * Returns 0 if nothing is left pending. */
+int gt__guild_recover(gt_table *t, struct gt_guild *g, bool try) {
+    int r = try ? pthread_mutex_trylock(&g->lock) : pthread_mutex_lock(&g->lock);
+    if (r == ENOTRECOVERABLE)
+        return GT_ECORRUPT;
+    if (r != 0 && r != EOWNERDEAD)
+        return GT_EBUSY;
+    if (r == EOWNERDEAD)
+        pthread_mutex_consistent(&g->lock);
+    r = gt__recover_guild(t, g);
+    pthread_mutex_unlock(&g->lock);
+    return r;
+}
+
+static void guild_unlock(struct gt_wr *w) {
+    STORE(&w->g->writer_pid, 0, relaxed);
+    pthread_mutex_unlock(&w->g->lock);
+}
+
+int gt__wr_commit(struct gt_wr *w) {
+    sig_fence();
+    STORE(&w->log->state, GT_LOG_COMMITTED, relaxed);
+    sig_fence();
+    GT_HOOK("commit");
+    /* Post-commit actions cannot fail for lack of room: the retire list and
+     * global log are sized for them; a lock error leaves the log for the
+     * next locker to roll forward. */
+    int r = run_actions(w->t, w->log, true);
+    if (r == 0)
+        log_clear(w->log);
+    guild_unlock(w);
+    return 0;
+}
+
+/* Undo everything w did, keeping the lock. */
+void gt__wr_rollback(struct gt_wr *w) {
+    gt__log_rollback(w->t, w->log);
+    if (run_actions(w->t, w->log, false) == 0)
+        log_clear(w->log);
+}
+
+void gt__wr_abort(struct gt_wr *w) {
+    gt__wr_rollback(w);
+    guild_unlock(w);
+}

@@ -1,0 +1,501 @@
+/*
+ * member.c - the point operations of the public API: insert, lookup,
+ * delete and the atomic updates, keyed by (guild_id, user_id).
+ *
+ * Every write runs the same way: take the guild's lock (guild.c), log each
+ * reachable byte before changing it (lock.c), change records under their
+ * seqlocks, and commit; any error before the commit rolls the log back, so
+ * a failed write changes nothing. A write touches at most: one record, its
+ * control byte, one fanout-set entry and its chunk header, the guild's
+ * counters line, and, when the storage or fanout set has to grow, a new
+ * view. The slot log is sized for exactly that.
+ *
+ * Linearization points: a write at its record's seqlock release (for an
+ * insert, the control byte store that follows it); a lookup at its
+ * record copy, validated by the record's seqlock and the guild's vseq.
+ */
+#include "internal.h"
+
+static void wview(struct gt_wr *w, struct gt_view *v) {
+    struct gt_guild *g = w->g;
+    uint64_t so = LOAD(&g->store_off, relaxed), ao = LOAD(&g->act_off, relaxed);
+    v->g = g;
+    v->vseq = LOAD(&g->vseq, relaxed);
+    v->cap = LOAD(&g->cap, relaxed);
+    v->st = so ? gt_at(w->t, so) : NULL;
+    v->act = ao ? gt_at(w->t, ao) : NULL;
+}
+
+static int log_counters(struct gt_wr *w) {
+    return gt__log_bytes(w->t, w->log, &w->g->members, GT_LINE, -1);
+}
+
+static void add(a64 *c, int64_t d) {
+    STORE(c, (uint64_t)((int64_t)LOAD(c, relaxed) + d), relaxed);
+}
+
+/* Move the guild's counters from (old flags, was present) to (new flags, is
+ * present). The counters line is already logged. */
+static void count_flags(struct gt_guild *g, uint32_t oldf, bool was,
+                        uint32_t newf, bool is) {
+    add(&g->members, (int64_t)is - (int64_t)was);
+    add(&g->online, (int64_t)(is && (newf & GT_ONLINE)) -
+                        (int64_t)(was && (oldf & GT_ONLINE)));
+    add(&g->active, (int64_t)(is && (newf & GT_ACTIVE)) -
+                        (int64_t)(was && (oldf & GT_ACTIVE)));
+}
+
+static void read_words(const struct gt_rec *r, uint64_t w[8]) {
+    for (int i = 0; i < 8; i++)
+        w[i] = LOAD(&r->w[i], relaxed);
+}
+
+/* Write a record whole (words, payload if write_payload, meta). */
+static int rec_write(struct gt_wr *w, struct gt_rec *r, const uint64_t nw[8],
+                     bool write_payload, const void *payload, uint32_t meta) {
+    gt_table *t = w->t;
+    int e = gt__log_bytes(t, w->log, r, t->seg->g.stride,
+                          (int)offsetof(struct gt_rec, seq));
+    if (e)
+        return e;
+    GT_HOOK("record");
+    gt_seq_begin(&r->seq);
+    for (int i = 0; i < 8; i++)
+        STORE(&r->w[i], nw[i], relaxed);
+    if (write_payload) {
+        uint32_t ps = t->seg->g.payload_size;
+        const uint8_t *p = payload;
+        for (uint32_t i = 0; i < (ps + 7) / 8; i++) {
+            uint64_t v = 0;
+            if (p)
+                memcpy(&v, p + i * 8, ps - i * 8 < 8 ? ps - i * 8 : 8);
+            STORE(&r->payload[i], v, relaxed);
+        }
+    }
+    STORE(&r->meta, meta, relaxed);
+    gt_seq_end(&r->seq);
+    return 0;
+}
+
+/* Keep the fanout set in step with a change of flags or routing. idx: the
+ * record's entry index + 1 (0: none); returns the new one in *nidx. */
+static int act_sync(struct gt_wr *w, struct gt_view *v, uint64_t slot,
+                    uint32_t oldf, const gt_member *m, uint32_t idx,
+                    uint32_t *nidx) {
+    bool was = oldf & GT_ACTIVE, now = m->flags & GT_ACTIVE;
+    int r = 0;
+    *nidx = idx;
+    if (was && !now) {
+        r = idx ? gt__act_remove(w, v, idx - 1) : GT_ECORRUPT;
+        *nidx = 0;
+    } else if (!was && now) {
+        uint32_t i;
+        r = gt__act_add(w, v, slot, m, &i);
+        *nidx = i + 1;
+    } else if (was && now) {
+        r = idx ? gt__act_update(w, v, idx - 1, m) : GT_ECORRUPT;
+    }
+    return r;
+}
+
+static int check_flags(uint32_t f) {
+    return (f & GT_FLAGS_LIBRARY & ~(GT_ONLINE | GT_ACTIVE)) ? GT_EINVAL : 0;
+}
+
+static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
+                   const gt_member *m, const void *payload) {
+    struct gt_guild *g = w->g;
+    int r = gt__count_reserve(w, 1);
+    if (r)
+        return r;
+    if (!v->st || gt__store_full(LOAD(&g->members, relaxed),
+                                 LOAD(&g->tombs, relaxed), v->cap)) {
+        if ((r = gt__store_rebuild(w, LOAD(&g->members, relaxed) + 1)))
+            return r;
+        wview(w, v);
+    }
+    uint64_t slot = gt__store_free_slot(v->st, v->cap, h);
+    if (slot == GT_NOT_FOUND)
+        return GT_ECORRUPT;
+    a8 *ctrl = &gt_ctrl(v->st)[slot];
+    uint8_t old = LOAD(ctrl, relaxed);
+    struct gt_rec *rec = gt_rec_at(v->st, slot);
+    if (old == GT_CTRL_EMPTY) /* never written in this block: make it even */
+        STORE(&rec->seq, LOAD(&rec->seq, relaxed) & ~1u, relaxed);
+    uint32_t idx = 0;
+    if ((r = log_counters(w)) ||
+        (r = act_sync(w, v, slot, 0, m, 0, &idx)))
+        return r;
+    uint64_t nw[8];
+    gt__rec_pack(m, nw);
+    if ((r = rec_write(w, rec, nw, true, payload, GT_REC_LIVE | idx)) ||
+        (r = gt__log_bytes(w->t, w->log, ctrl, 1, -1)))
+        return r;
+    GT_HOOK("insert_ctrl");
+    /* pairs with the acquire fence after a reader's control group load */
+    STORE(ctrl, (uint8_t)(h & 0x7f), release);
+    if (old == GT_CTRL_DEAD)
+        add(&g->tombs, -1);
+    count_flags(g, 0, false, m->flags, true);
+    return 0;
+}
+
+static int put_replace(struct gt_wr *w, struct gt_view *v, uint64_t slot,
+                       const gt_member *m, const void *payload) {
+    struct gt_rec *rec = gt_rec_at(v->st, slot);
+    uint64_t ow[8];
+    read_words(rec, ow);
+    uint32_t oldf = (uint32_t)(ow[7] >> 32);
+    uint32_t meta = LOAD(&rec->meta, relaxed), idx;
+    int r = log_counters(w);
+    if (r == 0)
+        r = act_sync(w, v, slot, oldf, m, meta & ~GT_REC_LIVE, &idx);
+    if (r)
+        return r;
+    uint64_t nw[8];
+    gt__rec_pack(m, nw);
+    if ((r = rec_write(w, rec, nw, true, payload, GT_REC_LIVE | idx)))
+        return r;
+    count_flags(w->g, oldf, true, m->flags, true);
+    return 0;
+}
+
+static int put(gt_table *t, uint64_t gid, const gt_member *m,
+               const void *payload, bool excl) {
+    if (!t || !m)
+        return GT_EINVAL;
+    int r = check_flags(m->flags);
+    if (r)
+        return r;
+    struct gt_wr w;
+    bool created;
+    if ((r = gt__guild_write(t, gid, true, &w, &created)))
+        return r;
+    struct gt_view v;
+    wview(&w, &v);
+    uint64_t h = gt_hash(t, m->user_id);
+    uint64_t slot = v.st ? gt__store_find(t, v.st, v.cap, m->user_id, h)
+                         : GT_NOT_FOUND;
+    if (slot == GT_NOT_FOUND)
+        r = put_new(&w, &v, h, m, payload);
+    else if (excl)
+        r = GT_EEXIST;
+    else
+        r = put_replace(&w, &v, slot, m, payload);
+    if (r) {
+        /* A failed write changes nothing: that includes the guild it made. */
+        gt__wr_rollback(&w);
+        if (created && LOAD(&w.g->members, relaxed) == 0 &&
+            gt__guild_drop(&w) != 0)
+            gt__wr_rollback(&w);
+        gt__wr_commit(&w);
+        return r;
+    }
+    return gt__wr_commit(&w);
+}
+
+GT_API int gt_insert(gt_table *t, uint64_t guild_id, const gt_member *m,
+                     const void *payload) {
+    return put(t, guild_id, m, payload, false);
+}
+
+GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
+                         const void *payload) {
+    return put(t, guild_id, m, payload, true);
+}
+
+/* ---- updates ----------------------------------------------------------------- */
+
+/* Lock the guild and find the member; on success the caller must commit or
+ * abort w. */
+static int locate(gt_table *t, uint64_t gid, uint64_t uid, struct gt_wr *w,
+                  struct gt_view *v, uint64_t *slot) {
+    if (!t)
+        return GT_EINVAL;
+    int r = gt__guild_write(t, gid, false, w, NULL);
+    if (r)
+        return r;
+    wview(w, v);
+    *slot = v->st ? gt__store_find(t, v->st, v->cap, uid, gt_hash(t, uid))
+                  : GT_NOT_FOUND;
+    if (*slot == GT_NOT_FOUND) {
+        gt__wr_commit(w);
+        return GT_ENOENT;
+    }
+    return 0;
+}
+
+enum upd { UPD_FLAGS, UPD_SESSION, UPD_ROLES };
+struct upd_args {
+    uint32_t set, clear;
+    uint32_t worker;
+    uint64_t session;
+    const uint64_t *rset, *rclear;
+};
+
+static int update(gt_table *t, uint64_t gid, uint64_t uid, enum upd kind,
+                  const struct upd_args *a, uint32_t *old_flags) {
+    struct gt_wr w;
+    struct gt_view v;
+    uint64_t slot;
+    int r = locate(t, gid, uid, &w, &v, &slot);
+    if (r)
+        return r;
+    struct gt_rec *rec = gt_rec_at(v.st, slot);
+    uint64_t ow[8], nw[8];
+    read_words(rec, ow);
+    memcpy(nw, ow, sizeof nw);
+    uint32_t oldf = (uint32_t)(ow[7] >> 32);
+    if (old_flags)
+        *old_flags = oldf;
+    switch (kind) {
+    case UPD_FLAGS:
+        nw[7] = (uint32_t)ow[7] |
+                ((uint64_t)((oldf & ~a->clear) | a->set) << 32);
+        break;
+    case UPD_SESSION:
+        nw[1] = a->session;
+        nw[7] = (ow[7] & 0xFFFFFFFF00000000ull) | a->worker;
+        break;
+    case UPD_ROLES:
+        for (int i = 0; i < 4; i++)
+            nw[2 + i] = (ow[2 + i] & ~(a->rclear ? a->rclear[i] : 0)) |
+                        (a->rset ? a->rset[i] : 0);
+        break;
+    }
+    if (memcmp(nw, ow, sizeof nw) == 0)
+        return gt__wr_commit(&w); /* nothing changes: nothing to log */
+    gt_member m;
+    gt__rec_unpack(nw, &m);
+    uint32_t meta = LOAD(&rec->meta, relaxed), idx;
+    if ((r = log_counters(&w)) ||
+        (r = act_sync(&w, &v, slot, oldf, &m, meta & ~GT_REC_LIVE, &idx)) ||
+        (r = rec_write(&w, rec, nw, false, NULL, GT_REC_LIVE | idx))) {
+        gt__wr_abort(&w);
+        return r;
+    }
+    count_flags(w.g, oldf, true, m.flags, true);
+    if (gt__act_sparse(v.act) &&
+        (r = gt__store_rebuild(&w, LOAD(&w.g->members, relaxed)))) {
+        gt__wr_abort(&w);
+        return r;
+    }
+    return gt__wr_commit(&w);
+}
+
+GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
+                           uint32_t set, uint32_t clear, uint32_t *old_flags) {
+    if (check_flags(set) || check_flags(clear))
+        return GT_EINVAL;
+    struct upd_args a = {.set = set, .clear = clear};
+    return update(t, guild_id, user_id, UPD_FLAGS, &a, old_flags);
+}
+
+GT_API int gt_update_session(gt_table *t, uint64_t guild_id, uint64_t user_id,
+                             uint32_t worker, uint64_t session_id) {
+    struct upd_args a = {.worker = worker, .session = session_id};
+    return update(t, guild_id, user_id, UPD_SESSION, &a, NULL);
+}
+
+GT_API int gt_update_roles(gt_table *t, uint64_t guild_id, uint64_t user_id,
+                           const uint64_t set[4], const uint64_t clear[4]) {
+    struct upd_args a = {.rset = set, .rclear = clear};
+    return update(t, guild_id, user_id, UPD_ROLES, &a, NULL);
+}
+
+GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
+    struct gt_wr w;
+    struct gt_view v;
+    uint64_t slot;
+    int r = locate(t, guild_id, user_id, &w, &v, &slot);
+    if (r)
+        return r;
+    struct gt_guild *g = w.g;
+    struct gt_rec *rec = gt_rec_at(v.st, slot);
+    uint64_t ow[8];
+    read_words(rec, ow);
+    uint32_t oldf = (uint32_t)(ow[7] >> 32);
+    uint32_t idx = LOAD(&rec->meta, relaxed) & ~GT_REC_LIVE;
+    a8 *ctrl = &gt_ctrl(v.st)[slot];
+    if ((r = log_counters(&w)))
+        goto fail;
+    if (idx && (r = gt__act_remove(&w, &v, idx - 1)))
+        goto fail;
+    if ((r = rec_write(&w, rec, ow, false, NULL, 0)) ||
+        (r = gt__log_bytes(t, w.log, ctrl, 1, -1)) ||
+        (r = gt__log_action(w.log, GT_LOG_COUNT, 0, 0, 0, -1)))
+        goto fail;
+    STORE(ctrl, GT_CTRL_DEAD, release);
+    add(&g->tombs, 1);
+    count_flags(g, oldf, true, 0, false);
+    uint64_t members = LOAD(&g->members, relaxed);
+    if ((v.cap > 64 && members * 4 < v.cap) || gt__act_sparse(v.act))
+        if ((r = gt__store_rebuild(&w, members)))
+            goto fail;
+    return gt__wr_commit(&w);
+fail:
+    gt__wr_abort(&w);
+    return r;
+}
+
+GT_API int gt_guild_reserve(gt_table *t, uint64_t guild_id, uint64_t members) {
+    if (!t)
+        return GT_EINVAL;
+    if (members > t->seg->g.max_members)
+        return GT_EINVAL;
+    struct gt_wr w;
+    int r = gt__guild_write(t, guild_id, true, &w, NULL);
+    if (r)
+        return r;
+    struct gt_guild *g = w.g;
+    uint32_t cap = LOAD(&g->cap, relaxed);
+    uint64_t have = LOAD(&g->members, relaxed);
+    if (members > have &&
+        (!LOAD(&g->store_off, relaxed) ||
+         gt__store_full(members - 1, LOAD(&g->tombs, relaxed), cap)) &&
+        (r = gt__store_rebuild(&w, members))) {
+        gt__wr_abort(&w);
+        return r;
+    }
+    return gt__wr_commit(&w);
+}
+
+/* ---- reads ----------------------------------------------------------------- */
+
+#define LSB 0x0101010101010101ull
+#define MSB 0x8080808080808080ull
+
+/* Copy the record at r if it holds uid: 1 found (out, payload filled),
+ * 0 it holds another member or none, or GT_EBUSY. The key is checked first,
+ * so a probe that passes a tag collision reads one word, not the record. */
+static inline int rec_get(gt_table *t, struct gt_guild *g,
+                          const struct gt_rec *r, uint64_t uid, gt_member *out,
+                          void *payload) {
+    struct gt_wait wt = GT_WAIT_INIT;
+    for (;;) {
+        uint32_t s1 = LOAD(&r->seq, acquire);
+        if (GT_UNLIKELY(s1 & 1u)) {
+            int e = gt__wait(t, g, &wt);
+            if (e)
+                return e;
+            continue;
+        }
+        if (LOAD(&r->w[0], relaxed) != uid)
+            return 0; /* a writer may be mid-way: the caller re-validates */
+        uint64_t w1 = LOAD(&r->w[1], relaxed), w2 = LOAD(&r->w[2], relaxed);
+        uint64_t w3 = LOAD(&r->w[3], relaxed), w4 = LOAD(&r->w[4], relaxed);
+        uint64_t w5 = LOAD(&r->w[5], relaxed), w6 = LOAD(&r->w[6], relaxed);
+        uint64_t w7 = LOAD(&r->w[7], relaxed);
+        uint32_t meta = LOAD(&r->meta, relaxed);
+        if (payload) {
+            uint32_t ps = t->seg->g.payload_size;
+            uint8_t *p = payload;
+            for (uint32_t i = 0; i < ps / 8; i++) {
+                uint64_t v = LOAD(&r->payload[i], relaxed);
+                memcpy(p + 8 * i, &v, 8);
+            }
+            if (ps % 8) {
+                uint64_t v = LOAD(&r->payload[ps / 8], relaxed);
+                memcpy(p + ps - ps % 8, &v, ps % 8);
+            }
+        }
+        /* pairs with the release fence of gt_seq_begin */
+        atomic_thread_fence(memory_order_acquire);
+        if (LOAD(&r->seq, relaxed) != s1)
+            continue;
+        if (!(meta & GT_REC_LIVE))
+            return 0;
+        if (out) {
+            out->user_id = uid;
+            out->session_id = w1;
+            out->roles[0] = w2;
+            out->roles[1] = w3;
+            out->roles[2] = w4;
+            out->roles[3] = w5;
+            out->joined_at = (int64_t)w6;
+            out->worker = (uint32_t)w7;
+            out->flags = (uint32_t)(w7 >> 32);
+        }
+        return 1;
+    }
+}
+
+/* The lookup hot path, kept small so that independent lookups overlap their
+ * cache misses: one guild-cache hit, the view, the hash, one control group,
+ * one record. */
+static int lookup(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
+                  void *payload) {
+    if (GT_UNLIKELY(!t))
+        return GT_EINVAL;
+    struct gt_guild *g = gt_guild_lookup(t, gid);
+    if (GT_UNLIKELY(!g))
+        return GT_ENOENT;
+    uint64_t h = gt_hash(t, uid);
+    uint64_t tagw = LSB * (h & 0x7f);
+    struct gt_wait wt = GT_WAIT_INIT;
+    for (;;) {
+        uint32_t vs = LOAD(&g->vseq, acquire);
+        uint64_t so = LOAD(&g->store_off, relaxed);
+        uint64_t cap = LOAD(&g->cap, relaxed);
+        bool live = LOAD(&g->state, relaxed) == GT_GUILD_LIVE &&
+                    LOAD(&g->id, relaxed) == gid;
+        atomic_thread_fence(memory_order_acquire);
+        if (GT_UNLIKELY((vs & 1u) || LOAD(&g->vseq, relaxed) != vs)) {
+            int e = gt__wait(t, g, &wt);
+            if (e)
+                return e;
+            continue;
+        }
+        if (!live || !so)
+            return GT_ENOENT;
+        const struct gt_geom *geo = &t->seg->g;
+        if (GT_UNLIKELY(so < geo->heap_off ||
+                        gt_store_size(cap, geo->stride) > geo->file_size - so))
+            return GT_ECORRUPT;
+        const struct gt_store *st = gt_at(t, so);
+        uint64_t pos = gt_fastrange(h, cap), grp = pos & ~7ull;
+        uint64_t mask = MSB & (~0ull << ((pos & 7) * 8));
+        int found = 0;
+        for (uint64_t n = 0; n <= cap / 8; n++) {
+            uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + grp),
+                              relaxed);
+            /* pairs with the release store of a control byte */
+            atomic_thread_fence(memory_order_acquire);
+            uint64_t x = w ^ tagw, m = ((x - LSB) & ~x & MSB) & mask;
+            while (m) {
+                uint64_t i = grp + ((uint64_t)__builtin_ctzll(m) >> 3);
+                found = rec_get(t, g, gt_rec_at(st, i), uid, out, payload);
+                if (found)
+                    goto probed;
+                m &= m - 1;
+            }
+            if (w & ~(w << 6) & MSB & mask)
+                break; /* an EMPTY slot ends the probe */
+            mask = MSB;
+            grp += 8;
+            if (grp >= cap)
+                grp = 0;
+        }
+    probed:
+        if (found < 0)
+            return found;
+        /* pairs with the release fence of the writer's vseq begin: had the
+         * view been replaced, the block may have been reused under us */
+        atomic_thread_fence(memory_order_acquire);
+        if (GT_LIKELY(LOAD(&g->vseq, relaxed) == vs))
+            return found ? 0 : GT_ENOENT;
+        int e = gt__wait(t, g, &wt);
+        if (e)
+            return e;
+    }
+}
+
+GT_API int gt_lookup(gt_table *t, uint64_t guild_id, uint64_t user_id,
+                     gt_member *out, void *payload) {
+    return lookup(t, guild_id, user_id, out, payload);
+}
+
+GT_API int gt_contains(gt_table *t, uint64_t guild_id, uint64_t user_id) {
+    int r = lookup(t, guild_id, user_id, NULL, NULL);
+    return r == 0 ? 1 : r == GT_ENOENT ? 0 : r;
+}

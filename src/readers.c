@@ -1,0 +1,294 @@
+/*
+ * readers.c - the slot table: one slot per thread that scans or writes,
+ * holding its reclamation epoch and its undo log.
+ *
+ * Like LMDB's reader table, slots live in the segment so every process sees
+ * every reader. A slot is owned by (pid, tid); a thread takes one on first
+ * use and keeps it, cached in thread-local storage, until it exits or closes
+ * the handle. Point lookups never need a slot (they validate instead of
+ * pinning), so only scanning and writing threads count against max_slots.
+ *
+ * Epochs: a scan pins by storing the current global epoch in its slot and
+ * then issuing a full fence before it reads any guild view; it unpins by
+ * storing 0. A retired block carries the epoch at which it was retired and
+ * is freed once every pinned slot holds a larger epoch (alloc.c). The
+ * fence pairs with the fence the reclaimer issues before reading slots:
+ * either the reclaimer sees the pin, or the reader sees the replaced view.
+ *
+ * Dead owners: a slot whose pid no longer exists is reaped: its pin stops
+ * counting at once, and it is freed as soon as its undo log is empty (a
+ * non-empty log belongs to a guild lock the dead thread held; the next
+ * writer of that guild recovers it, and the reaper does so itself when it
+ * needs the slot).
+ *
+ * fork(): a child inherits the parent's thread-local cache but not its
+ * slots; an atfork handler bumps a generation so the child takes its own.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define TLS_CACHE 8u
+
+struct tls_ent {
+    uint64_t handle; /* 0 = unused */
+    uint32_t slot;
+    uint32_t depth; /* nesting of pins (callbacks may scan) */
+    uint32_t forkgen;
+};
+
+static _Thread_local struct tls_ent tls[TLS_CACHE];
+static _Atomic uint32_t forkgen = 1;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+
+/* Open handles of this process, so a thread exiting after gt_close does not
+ * touch a freed handle. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+#define REG_MAX 1024u
+static gt_table *reg[REG_MAX];
+
+static _Atomic uint32_t my_pid;
+
+uint32_t gt__pid(void) {
+    uint32_t p = LOAD(&my_pid, relaxed);
+    if (GT_UNLIKELY(p == 0)) {
+        p = (uint32_t)getpid();
+        STORE(&my_pid, p, relaxed);
+    }
+    return p;
+}
+
+static void on_fork_child(void) {
+    STORE(&my_pid, (uint32_t)getpid(), relaxed);
+    atomic_fetch_add(&forkgen, 1);
+    pthread_mutex_init(&reg_lock, NULL);
+}
+
+static void release(gt_table *t, uint32_t i) {
+    struct gt_slot *s = gt_slot_at(t, i);
+    if (LOAD(&s->pid, relaxed) != gt__pid())
+        return;
+    if (LOAD(&s->log.n, relaxed) != 0)
+        return; /* a write is in flight: cannot happen outside a write */
+    STORE(&s->epoch, 0, relaxed);
+    STORE(&s->owner, 0, relaxed);
+    /* pairs with the acquire CAS of a thread taking the slot */
+    STORE(&s->pid, 0, release);
+}
+
+static void on_thread_exit(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&reg_lock);
+    for (uint32_t i = 0; i < TLS_CACHE; i++) {
+        if (!tls[i].handle || tls[i].forkgen != LOAD(&forkgen, relaxed))
+            continue;
+        for (uint32_t k = 0; k < REG_MAX; k++)
+            if (reg[k] && reg[k]->id == tls[i].handle)
+                release(reg[k], tls[i].slot);
+        tls[i].handle = 0;
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void init_once(void) {
+    pthread_atfork(NULL, NULL, on_fork_child);
+    pthread_key_create(&exit_key, on_thread_exit);
+}
+
+int gt__register(gt_table *t) {
+    pthread_once(&once, init_once);
+    pthread_mutex_lock(&reg_lock);
+    int r = GT_ENOMEM;
+    for (uint32_t k = 0; k < REG_MAX; k++)
+        if (!reg[k]) {
+            reg[k] = t;
+            r = 0;
+            break;
+        }
+    pthread_mutex_unlock(&reg_lock);
+    return r;
+}
+
+bool gt__pid_alive(uint32_t pid) {
+    if (pid == 0)
+        return false;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* Free slots of dead processes; recover the write one left behind. */
+static void reap(gt_table *t) {
+    uint32_t n = t->seg->g.max_slots;
+    for (uint32_t i = 0; i < n; i++) {
+        struct gt_slot *s = gt_slot_at(t, i);
+        uint32_t pid = LOAD(&s->pid, acquire);
+        if (pid == 0 || gt__pid_alive(pid))
+            continue;
+        uint32_t gi = LOAD(&s->log.guild, relaxed);
+        if (LOAD(&s->log.n, relaxed) != 0 && gi != 0 &&
+            gi <= t->seg->g.max_guilds) {
+            /* the dead thread held this guild's lock: recover it now */
+            gt__guild_recover(t, gt_guild_at(t, gi - 1), false);
+            if (LOAD(&s->log.n, relaxed) != 0)
+                continue;
+        }
+        STORE(&s->epoch, 0, relaxed);
+        uint32_t expect = pid;
+        atomic_compare_exchange_strong(&s->pid, &expect, 0);
+    }
+}
+
+static struct tls_ent *tls_find(gt_table *t) {
+    uint32_t fg = LOAD(&forkgen, relaxed);
+    for (uint32_t i = 0; i < TLS_CACHE; i++)
+        if (tls[i].handle == t->id && tls[i].forkgen == fg)
+            return &tls[i];
+    return NULL;
+}
+
+static int take(gt_table *t, struct tls_ent **out) {
+    uint32_t n = t->seg->g.max_slots, me = gt__pid();
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < n; i++) {
+            struct gt_slot *s = gt_slot_at(t, i);
+            uint32_t zero = 0;
+            if (LOAD(&s->pid, relaxed) != 0 ||
+                !atomic_compare_exchange_strong_explicit(
+                    &s->pid, &zero, me, memory_order_acquire,
+                    memory_order_relaxed))
+                continue;
+            STORE(&s->tid, (uint32_t)gettid(), relaxed);
+            STORE(&s->owner, t->id, relaxed);
+            STORE(&s->epoch, 0, relaxed);
+            /* Pick a cache entry: a free one, one of a closed handle or
+             * another process generation, else the first (its slot stays
+             * ours until gt_close). */
+            uint32_t fg = LOAD(&forkgen, relaxed), k = 0;
+            for (uint32_t j = 0; j < TLS_CACHE; j++)
+                if (!tls[j].handle || tls[j].forkgen != fg) {
+                    k = j;
+                    break;
+                }
+            tls[k].handle = t->id;
+            tls[k].slot = i;
+            tls[k].depth = 0;
+            tls[k].forkgen = fg;
+            pthread_setspecific(exit_key, (void *)1);
+            *out = &tls[k];
+            return 0;
+        }
+        if (pass == 0)
+            reap(t);
+    }
+    return GT_EFULL;
+}
+
+int gt__slot(gt_table *t, uint32_t *idx) {
+    struct tls_ent *e = tls_find(t);
+    if (!e) {
+        int r = take(t, &e);
+        if (r)
+            return r;
+    }
+    *idx = e->slot;
+    return 0;
+}
+
+int gt__pin(gt_table *t, uint32_t *slot) {
+    struct tls_ent *e = tls_find(t);
+    if (!e) {
+        int r = take(t, &e);
+        if (r)
+            return r;
+    }
+    *slot = e->slot;
+    if (e->depth++ > 0)
+        return 0;
+    struct gt_slot *s = gt_slot_at(t, e->slot);
+    uint64_t ep = LOAD(&t->seg->epoch, acquire);
+    STORE(&s->epoch, ep, relaxed);
+    STORE(&s->pin_ns, gt__now_ns(), relaxed);
+    /* pairs with the fence in gt__reclaim_locked */
+    atomic_thread_fence(memory_order_seq_cst);
+    return 0;
+}
+
+void gt__unpin(gt_table *t, uint32_t slot) {
+    struct tls_ent *e = tls_find(t);
+    if (!e || e->slot != slot || e->depth == 0)
+        return;
+    if (--e->depth > 0)
+        return;
+    /* pairs with the acquire loads of gt__min_epoch: our reads of retired
+     * memory happen before it is freed */
+    STORE(&gt_slot_at(t, slot)->epoch, 0, release);
+}
+
+uint64_t gt__min_epoch(gt_table *t) {
+    uint64_t min = UINT64_MAX;
+    uint32_t n = t->seg->g.max_slots;
+    for (uint32_t i = 0; i < n; i++) {
+        struct gt_slot *s = gt_slot_at(t, i);
+        uint64_t e = LOAD(&s->epoch, acquire);
+        if (e == 0 || e >= min)
+            continue;
+        uint32_t pid = LOAD(&s->pid, relaxed);
+        if (!gt__pid_alive(pid)) {
+            /* a dead reader's pin holds nothing */
+            STORE(&s->epoch, 0, relaxed);
+            continue;
+        }
+        min = e;
+    }
+    return min;
+}
+
+void gt__slots_release(gt_table *t) {
+    uint32_t n = t->seg->g.max_slots, me = gt__pid();
+    for (uint32_t i = 0; i < n; i++) {
+        struct gt_slot *s = gt_slot_at(t, i);
+        if (LOAD(&s->pid, relaxed) == me && LOAD(&s->owner, relaxed) == t->id)
+            release(t, i);
+    }
+    pthread_mutex_lock(&reg_lock);
+    for (uint32_t k = 0; k < REG_MAX; k++)
+        if (reg[k] == t)
+            reg[k] = NULL;
+    pthread_mutex_unlock(&reg_lock);
+    struct tls_ent *e = tls_find(t);
+    if (e)
+        e->handle = 0;
+}
+
+uint32_t gt__slots_used(gt_table *t) {
+    uint32_t n = t->seg->g.max_slots, used = 0;
+    for (uint32_t i = 0; i < n; i++)
+        used += LOAD(&gt_slot_at(t, i)->pid, relaxed) != 0;
+    return used;
+}
+
+/* Wait for a seqlock a writer holds odd. Spins, then yields; every ~1 ms
+ * checks whether the guild's writer died, and if so recovers the guild by
+ * taking its lock; gives up after GT_READ_TIMEOUT_NS with GT_EBUSY. */
+int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) {
+    if (w->spins++ < 64) {
+        gt_cpu_relax();
+        return 0;
+    }
+    uint64_t now = gt__now_ns();
+    if (w->start_ns == 0)
+        w->start_ns = now;
+    if ((w->spins & 255) == 0 && g) {
+        uint32_t pid = LOAD(&g->writer_pid, relaxed);
+        if (pid && !gt__pid_alive(pid))
+            gt__guild_recover(t, g, true); /* never waits for a live one */
+    }
+    if (now - w->start_ns > GT_READ_TIMEOUT_NS)
+        return GT_EBUSY;
+    sched_yield();
+    return 0;
+}

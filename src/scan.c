@@ -1,0 +1,464 @@
+/*
+ * scan.c - walking a guild: gt_select, gt_select_count and the cursor, and
+ * the one visiting mechanism (gt__scan) that gt_fanout also uses.
+ *
+ * A scan pins the reclamation epoch, reads the guild's view once, and walks
+ * that view to the end even if the guild's storage is rebuilt meanwhile: the
+ * replaced blocks are frozen from the moment they are replaced and are not
+ * freed while the scan is pinned. So each slot (storage) or chunk (fanout
+ * set) is read exactly once, under its seqlock, and:
+ * - a member present and matching for the whole scan sits in one slot of
+ *   the view (one entry of its fanout set) the whole time: visited once;
+ * - a member absent for the whole scan is in no slot: never visited;
+ * - a member is never visited twice: it occupies one slot of a view at a
+ *   time, and a fanout-set entry activated after the scan began is skipped.
+ *
+ * Two sources: when the filter requires GT_ACTIVE the fanout set is walked
+ * (only its entries, plus each member's record when the caller needs the
+ * whole member or filters on roles); otherwise the storage slots.
+ *
+ * Partitions are hash ranges: partition p of P holds the users whose hash h
+ * has floor(h * P / 2^64) == p. Storage scans of a partition walk only the
+ * slots from the range's first home slot to the first EMPTY slot past its
+ * last home slot (members never sit before their home, nor past an EMPTY
+ * slot that follows it), checking each member's hash.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+/* ---- per-thread scratch ---------------------------------------------------- */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+#define SCRATCH_BUFS 3 /* 0, 1: cursor pages; 2: fanout batches */
+struct scratch {
+    void *p[SCRATCH_BUFS];
+    size_t n[SCRATCH_BUFS];
+};
+static void scratch_free(void *v) {
+    struct scratch *s = v;
+    for (int i = 0; i < SCRATCH_BUFS; i++)
+        free(s->p[i]);
+    free(s);
+}
+static void scratch_init(void) {
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+void *gt__scratch(size_t bytes, int which) {
+    pthread_once(&scratch_once, scratch_init);
+    struct scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->n[which] < bytes) {
+        size_t n = s->n[which] ? s->n[which] : 4096;
+        while (n < bytes)
+            n *= 2;
+        void *p = realloc(s->p[which], n);
+        if (!p)
+            return NULL;
+        s->p[which] = p;
+        s->n[which] = n;
+    }
+    return s->p[which];
+}
+
+/* ---- filters --------------------------------------------------------------- */
+
+int gt__filter_prep(const gt_filter *f, struct gt_filt *o) {
+    memset(o, 0, sizeof *o);
+    if (!f)
+        return 0;
+    o->set = f->flags_set;
+    o->clear = f->flags_clear;
+    o->match_worker = f->match_worker != 0;
+    o->worker = f->worker;
+    for (int i = 0; i < 4; i++) {
+        o->roles_any[i] = f->roles_any[i];
+        o->roles |= f->roles_any[i] != 0;
+    }
+    return 0;
+}
+
+/* ---- the visiting mechanism -------------------------------------------------- */
+
+/* First hash of partition p of n: ceil(p * 2^64 / n); n for p == n means
+ * 2^64, returned as 0 with *end set. */
+static uint64_t part_lo(uint32_t p, uint32_t n) {
+    unsigned __int128 x = ((unsigned __int128)p << 64) + n - 1;
+    return (uint64_t)(x / n);
+}
+
+static int visit_record(gt_table *t, struct gt_view *v, uint64_t slot,
+                        const struct gt_scan *sc, uint64_t *pbuf,
+                        uint64_t want_uid) {
+    gt_member m;
+    uint32_t meta;
+    int r = gt__rec_read(t, v->g, gt_rec_at(v->st, slot),
+                         sc->want_payload ? t->seg->g.payload_size : 0, &m,
+                         pbuf, &meta);
+    if (r <= 0)
+        return r; /* error, or the slot holds no member now */
+    if (want_uid != UINT64_MAX && m.user_id != want_uid)
+        return 0; /* the entry's member left this slot meanwhile */
+    if (!gt_filt_flags(&sc->filt, m.flags, m.worker) ||
+        !gt_filt_roles(&sc->filt, m.roles))
+        return 0;
+    if (sc->nparts > 1 &&
+        gt_partition(gt_hash(t, m.user_id), sc->nparts) != sc->part)
+        return 0;
+    struct gt_hit hit = {&m, pbuf, m.user_id, m.session_id, m.worker,
+                         m.flags};
+    return sc->fn(sc->ctx, &hit, 1);
+}
+
+static int scan_store(gt_table *t, struct gt_view *v, const struct gt_scan *sc,
+                      uint64_t *pbuf) {
+    uint64_t cap = v->cap, first = 0, last = cap; /* home slots [first,last) */
+    bool windowed = sc->nparts > 1;
+    if (windowed) {
+        first = gt_fastrange(part_lo(sc->part, sc->nparts), cap);
+        last = sc->part + 1 == sc->nparts
+                   ? cap
+                   : gt_fastrange(part_lo(sc->part + 1, sc->nparts) - 1, cap) + 1;
+    }
+    const a8 *ctrl = gt_ctrl(v->st);
+    for (uint64_t k = 0; k < cap; k++) {
+        uint64_t i = first + k;
+        if (i >= cap)
+            i -= cap;
+        uint8_t c = LOAD(&ctrl[i], relaxed);
+        if (windowed && first + k >= last && c == GT_CTRL_EMPTY)
+            break; /* past the last home slot and its cluster */
+        if (c & 0x80u)
+            continue;
+        /* pairs with the release store of the control byte */
+        atomic_thread_fence(memory_order_acquire);
+        int r = visit_record(t, v, i, sc, pbuf, UINT64_MAX);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
+                    const struct gt_scan *sc, uint64_t *pbuf) {
+    const struct gt_act *a = v->act;
+    uint32_t hw = LOAD(&a->hw, acquire);
+    const struct gt_geom *geo = &t->seg->g;
+    if (a->magic != GT_ACT_MAGIC || hw > a->nchunks ||
+        gt__act_bytes(a->nchunks) > geo->file_size - gt_off(t, a))
+        return GT_ECORRUPT;
+    bool record = sc->need_member || sc->filt.roles;
+    for (uint32_t c = 0; c < hw; c++) {
+        const struct gt_chunk *ch = gt_chunk_at(a, c);
+        struct gt_hit hit[GT_CHUNK_ENTRIES];
+        uint32_t act32[GT_CHUNK_ENTRIES], slot[GT_CHUNK_ENTRIES], n;
+        struct gt_wait wt = GT_WAIT_INIT;
+        for (;;) {
+            uint32_t s1 = LOAD(&ch->seq, acquire);
+            if (s1 & 1u) {
+                int r = gt__wait(t, v->g, &wt);
+                if (r)
+                    return r;
+                continue;
+            }
+            uint64_t occ = LOAD(&ch->occ, relaxed);
+            n = 0;
+            while (occ) {
+                const struct gt_aent *x = &ch->e[__builtin_ctzll(occ)];
+                occ &= occ - 1;
+                hit[n].user_id = LOAD(&x->user_id, relaxed);
+                hit[n].session_id = LOAD(&x->session_id, relaxed);
+                hit[n].worker = LOAD(&x->worker, relaxed);
+                hit[n].flags = LOAD(&x->flags, relaxed);
+                act32[n] = LOAD(&x->act32, relaxed);
+                slot[n] = LOAD(&x->slot, relaxed);
+                n++;
+            }
+            /* pairs with the release fence of the chunk's gt_seq_begin */
+            atomic_thread_fence(memory_order_acquire);
+            if (LOAD(&ch->seq, relaxed) == s1)
+                break;
+        }
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if ((int32_t)(act32[i] - (uint32_t)act_seq) > 0)
+                continue; /* activated after the scan began */
+            if (!gt_filt_flags(&sc->filt, hit[i].flags, hit[i].worker))
+                continue;
+            if (record) {
+                if (slot[i] >= v->cap)
+                    return GT_ECORRUPT;
+                /* visit_record applies the filter and partition again on
+                 * the record, which is at least as recent as the entry */
+                int r = visit_record(t, v, slot[i], sc, pbuf, hit[i].user_id);
+                if (r)
+                    return r;
+                continue;
+            }
+            if (sc->nparts > 1 &&
+                gt_partition(gt_hash(t, hit[i].user_id), sc->nparts) != sc->part)
+                continue;
+            hit[k] = hit[i];
+            hit[k].m = NULL;
+            hit[k].payload = NULL;
+            k++;
+        }
+        if (k) {
+            int r = sc->fn(sc->ctx, hit, k);
+            if (r)
+                return r;
+        }
+    }
+    return 0;
+}
+
+int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) {
+    if (sc->nparts > 1 && sc->part >= sc->nparts)
+        return GT_EINVAL;
+    struct gt_guild *g = gt_guild_lookup(t, gid);
+    if (!g)
+        return GT_ENOENT;
+    uint32_t slot;
+    int r = gt__pin(t, &slot);
+    if (r)
+        return r;
+    uint64_t pbuf[GT_PAYLOAD_MAX / 8];
+    struct gt_view v;
+    r = gt__view_read(t, g, gid, &v);
+    if (r == 0) {
+        /* act_seq read after the view: an entry in the view activated before
+         * this moment is visited; pairs with the release store in act_add */
+        uint64_t act_seq = LOAD(&g->act_seq, acquire);
+        if (sc->filt.set & GT_ACTIVE)
+            r = v.act ? scan_act(t, &v, act_seq, sc, pbuf) : 0;
+        else
+            r = v.st ? scan_store(t, &v, sc, pbuf) : 0;
+    }
+    gt__unpin(t, slot);
+    return r;
+}
+
+/* ---- gt_select and gt_select_count ------------------------------------------ */
+
+struct sel_ctx {
+    gt_select_fn fn;
+    void *ctx;
+};
+static int sel_visit(void *ctx, const struct gt_hit *h, size_t n) {
+    struct sel_ctx *s = ctx;
+    for (size_t i = 0; i < n; i++) {
+        int r = s->fn(s->ctx, h[i].m, h[i].payload);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+GT_API int gt_select(gt_table *t, uint64_t guild_id, const gt_filter *f,
+                     uint32_t part, uint32_t nparts, gt_select_fn fn,
+                     void *ctx) {
+    if (!t || !fn || (nparts > 1 && part >= nparts))
+        return GT_EINVAL;
+    struct sel_ctx s = {fn, ctx};
+    struct gt_scan sc = {.part = part, .nparts = nparts, .need_member = true,
+                         .want_payload = true, .fn = sel_visit, .ctx = &s};
+    gt__filter_prep(f, &sc.filt);
+    return gt__scan(t, guild_id, &sc);
+}
+
+static int count_visit(void *ctx, const struct gt_hit *h, size_t n) {
+    (void)h;
+    *(uint64_t *)ctx += n;
+    return 0;
+}
+
+GT_API int gt_select_count(gt_table *t, uint64_t guild_id, const gt_filter *f,
+                           uint32_t part, uint32_t nparts, uint64_t *count) {
+    if (!t || !count || (nparts > 1 && part >= nparts))
+        return GT_EINVAL;
+    *count = 0;
+    struct gt_scan sc = {.part = part, .nparts = nparts, .fn = count_visit,
+                         .ctx = count};
+    gt__filter_prep(f, &sc.filt);
+    const struct gt_filt *ft = &sc.filt;
+    /* Exact counters answer the common questions without a walk. */
+    if (nparts <= 1 && !ft->clear && !ft->match_worker && !ft->roles &&
+        (ft->set == 0 || ft->set == GT_ONLINE || ft->set == GT_ACTIVE)) {
+        gt_guild_stat st;
+        int r = gt_guild_info(t, guild_id, &st);
+        if (r == 0)
+            *count = ft->set == 0 ? st.members
+                     : ft->set == GT_ONLINE ? st.online
+                                            : st.active;
+        return r;
+    }
+    return gt__scan(t, guild_id, &sc);
+}
+
+/* ---- cursors ------------------------------------------------------------------ */
+
+#define CUR_STARTED 0x1u
+#define CUR_FIRST 0x2u /* no lower bound yet */
+#define CUR_DONE 0x4u
+
+struct cand {
+    uint64_t h, uid;
+    gt_member m;
+    uint32_t pidx; /* index into the payload scratch */
+};
+
+static int cand_cmp(const void *a, const void *b) {
+    const struct cand *x = a, *y = b;
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static bool after(const gt_cursor *c, uint64_t h, uint64_t uid) {
+    if (c->state & CUR_FIRST)
+        return true;
+    return h > c->hash || (h == c->hash && uid > c->user_id);
+}
+
+/* One page: see the header comment of gt_cursor, and DESIGN notes below.
+ * From the home slot of the cursor's hash, walk slots (virtual index k may
+ * pass cap: wrapped) collecting members after the cursor, until at least
+ * max are collected and an EMPTY slot E is reached. Then every member whose
+ * hash lies between the cursor and the first hash homed at E has been seen,
+ * so the smallest max of them, in (hash, user_id) order, form the page. */
+static int iter_page(gt_table *t, struct gt_view *v, gt_cursor *c,
+                     const struct gt_filt *ft, gt_member *out, void *payloads,
+                     size_t max, size_t *n) {
+    uint64_t cap = v->cap;
+    uint32_t ps = t->seg->g.payload_size;
+    size_t ncand = 0, room = 0;
+    struct cand *cs = NULL;
+    uint8_t *pay = NULL;
+    uint64_t pbuf[GT_PAYLOAD_MAX / 8];
+    *n = 0;
+    for (;;) { /* until a non-empty page or the end */
+        uint64_t start = (c->state & CUR_FIRST) ? 0 : gt_fastrange(c->hash, cap);
+        uint64_t k = start, end_k = start + 2 * cap;
+        const a8 *ctrl = gt_ctrl(v->st);
+        ncand = 0;
+        for (; k < end_k; k++) {
+            /* k >= cap: the wrap region, members displaced past the last
+             * slot; it ends at its first EMPTY slot */
+            uint64_t i = k < cap ? k : k - cap;
+            uint8_t cb = LOAD(&ctrl[i], relaxed);
+            if (cb == GT_CTRL_EMPTY && k > start && (ncand >= max || k >= cap))
+                break;
+            if (cb & 0x80u)
+                continue;
+            atomic_thread_fence(memory_order_acquire);
+            gt_member m;
+            uint32_t meta;
+            int r = gt__rec_read(t, v->g, gt_rec_at(v->st, i),
+                                 payloads ? ps : 0, &m, pbuf, &meta);
+            if (r < 0)
+                return r;
+            if (r == 0)
+                continue;
+            uint64_t h = gt_hash(t, m.user_id), home = gt_fastrange(h, cap);
+            /* in this walk: homed at or after start, and (first lap) not
+             * wrapped from the end, or (wrap region) wrapped from the end */
+            bool in = home >= start && (k < cap ? home <= i : home > i);
+            if (!in || !after(c, h, m.user_id) ||
+                !gt_filt_flags(ft, m.flags, m.worker) ||
+                !gt_filt_roles(ft, m.roles))
+                continue;
+            if (ncand == room) {
+                room = room ? room * 2 : 256;
+                cs = gt__scratch(room * sizeof *cs, 0);
+                pay = payloads ? gt__scratch(room * (size_t)ps + 8, 1) : NULL;
+                if (!cs || (payloads && !pay))
+                    return GT_ENOMEM;
+            }
+            cs[ncand] = (struct cand){h, m.user_id, m, (uint32_t)ncand};
+            if (payloads && ps)
+                memcpy(pay + ncand * (size_t)ps, pbuf, ps);
+            ncand++;
+        }
+        bool wrapped = k >= cap;
+        qsort(cs, ncand, sizeof *cs, cand_cmp);
+        size_t take = ncand < max ? ncand : max;
+        for (size_t i = 0; i < take; i++) {
+            out[i] = cs[i].m;
+            if (payloads && ps)
+                memcpy((uint8_t *)payloads + i * ps, pay + cs[i].pidx * (size_t)ps,
+                       ps);
+        }
+        *n = take;
+        if (ncand > max) {
+            c->hash = cs[take - 1].h;
+            c->user_id = cs[take - 1].uid;
+            c->state &= ~CUR_FIRST;
+            return 0;
+        }
+        if (wrapped) {
+            c->state |= CUR_DONE;
+            return 0;
+        }
+        /* everything below the first hash homed at slot k has been seen */
+        unsigned __int128 b = ((unsigned __int128)k << 64) + cap - 1;
+        c->hash = (uint64_t)(b / cap) - 1;
+        c->user_id = UINT64_MAX;
+        c->state &= ~CUR_FIRST;
+        if (take)
+            return 0;
+    }
+}
+
+static int iter(gt_table *t, gt_cursor *c, const gt_filter *f, gt_member *out,
+                void *payloads, size_t max, size_t *n) {
+    *n = 0;
+    if (c->state & CUR_DONE)
+        return 0;
+    struct gt_guild *g = gt_guild_lookup(t, c->guild_id);
+    if (!g)
+        return GT_ENOENT;
+    struct gt_filt ft;
+    gt__filter_prep(f, &ft);
+    uint32_t slot;
+    int r = gt__pin(t, &slot);
+    if (r)
+        return r;
+    struct gt_view v;
+    r = gt__view_read(t, g, c->guild_id, &v);
+    if (r == 0) {
+        if (v.st)
+            r = iter_page(t, &v, c, &ft, out, payloads, max, n);
+        else
+            c->state |= CUR_DONE;
+    }
+    gt__unpin(t, slot);
+    return r;
+}
+
+GT_API int gt_iter_first(gt_table *t, uint64_t guild_id, const gt_filter *f,
+                         gt_cursor *c, gt_member *out, void *payloads,
+                         size_t max, size_t *n) {
+    if (!t || !c || !out || !n || max == 0)
+        return GT_EINVAL;
+    memset(c, 0, sizeof *c);
+    c->guild_id = guild_id;
+    c->state = CUR_STARTED | CUR_FIRST;
+    return iter(t, c, f, out, payloads, max, n);
+}
+
+GT_API int gt_iter_next(gt_table *t, gt_cursor *c, const gt_filter *f,
+                        gt_member *out, void *payloads, size_t max, size_t *n) {
+    if (!t || !c || !out || !n || max == 0 || !(c->state & CUR_STARTED) ||
+        (c->state & ~(CUR_STARTED | CUR_FIRST | CUR_DONE)))
+        return GT_EINVAL;
+    return iter(t, c, f, out, payloads, max, n);
+}

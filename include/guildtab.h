@@ -106,6 +106,9 @@ typedef struct gt_options {
                              processes together; 0: 256 */
     uint32_t mode;        /* file mode when created; 0: 0600 */
     uint32_t flags;       /* GT_CREATE, GT_EXCL, GT_RDONLY */
+    uint32_t read_timeout_ms; /* how long a read of this handle waits for a
+                                 record a writer holds mid-write before it
+                                 returns GT_EBUSY; 0: 2000 */
 } gt_options;
 
 /*

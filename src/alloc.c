@@ -126,7 +126,10 @@ static int push(gt_table *t, uint64_t h, uint32_t order) {
             return r;
         hl->prev = h + 1;
     }
-    /* l is unreachable until the head points at it: no undo needed */
+    /* h may start a block that was free before this section (a merge with
+     * a lower buddy): a rollback must find its old links again */
+    if ((r = gt__log_bytes(t, gt__glog(t), l, sizeof *l, -1)))
+        return r;
     l->next = head;
     l->prev = 0;
     r = set_meta(t, h, (uint8_t)(META_FREE | order));
@@ -218,9 +221,26 @@ void gt__free_locked(gt_table *t, uint64_t off, uint32_t order, uint32_t units) 
         h &= ~(1ull << order);
         order++;
     }
-    if (order >= PUNCH_MIN_ORDER)
-        uncommit(t, s->g.heap_off + h + GT_PAGE, (1ull << order) - GT_PAGE);
-    (void)push(t, h, order);
+    if (push(t, h, order) == 0 && order >= PUNCH_MIN_ORDER &&
+        t->npunch < GT_PUNCH_MAX) {
+        t->punch[t->npunch].h = h;
+        t->punch[t->npunch++].order = order;
+    }
+}
+
+/* After a global section commits (lock still held): give the pages of the
+ * large blocks it freed back to the file system. Only a block that is still
+ * free and whole is punched, and never its first page (its links), so
+ * nothing reachable is lost; a section that rolled back punches nothing. */
+void gt__punch_locked(gt_table *t, bool committed) {
+    struct gt_seg *s = t->seg;
+    for (uint32_t i = 0; committed && i < t->npunch; i++) {
+        uint64_t h = t->punch[i].h;
+        uint32_t o = t->punch[i].order;
+        if (h < s->g.heap_size && *meta_at(t, h) == (META_FREE | o))
+            uncommit(t, s->g.heap_off + h + GT_PAGE, (1ull << o) - GT_PAGE);
+    }
+    t->npunch = 0;
 }
 
 uint32_t gt__block_order(gt_table *t, uint64_t off) {
@@ -236,8 +256,8 @@ static uint32_t units_of(uint64_t bytes) {
     return (uint32_t)((bytes + 63) >> 6);
 }
 
-int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
-              uint64_t *off) {
+static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
+                      uint64_t *off) {
     uint32_t order = order_for(bytes);
     if (order > t->seg->g.top_order)
         return GT_EFULL;
@@ -267,16 +287,25 @@ int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
               relaxed);
     }
     if (r) {
-        gt__log_rollback(t, gt__glog(t));
-        gt__gunlock(t);
+        STORE(&gt__glog(t)->state, GT_LOG_FAILED, relaxed);
+        gt__gunlock(t); /* rolls the section back */
         return r;
     }
-    gt__gunlock(t);
+    if ((r = gt__gunlock(t)))
+        return r;
     /* Commit outside the lock: fallocate of a large block takes time. On
      * failure the caller aborts, and the rollback frees the block. */
     *off = s->g.heap_off + h;
     GT_HOOK("alloc");
     return gt__commit(t, *off, bytes);
+}
+
+int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
+              uint64_t *off) {
+    int r = alloc_once(t, owner, bytes, off);
+    if (r == GT_EFULL && gt__sweep(t) > 0)
+        r = alloc_once(t, owner, bytes, off); /* a dead writer held memory */
+    return r;
 }
 
 /* ---- retire and reclaim ---------------------------------------------------- */

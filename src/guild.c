@@ -223,6 +223,9 @@ int gt__guild_get(gt_table *t, uint64_t id, bool create,
         *out = g;
         return g ? 0 : GT_ENOENT;
     }
+    /* A deletion of this id that died before leaving the directory, or a
+     * dead writer's leftovers that fill max_guilds: finish them first. */
+    gt__sweep(t);
     int r = gt__glock(t);
     if (r)
         return r;
@@ -235,7 +238,9 @@ int gt__guild_get(gt_table *t, uint64_t id, bool create,
     r = create_locked(t, id, &g);
     if (r)
         STORE(&gt__glog(t)->state, GT_LOG_FAILED, relaxed);
-    gt__gunlock(t); /* a failed section is rolled back here */
+    int u = gt__gunlock(t); /* a failed section is rolled back here */
+    if (r == 0)
+        r = u;
     *out = r ? NULL : g;
     if (r == 0 && created)
         *created = true;
@@ -380,6 +385,7 @@ GT_API int gt_guild_info(gt_table *t, uint64_t guild_id, gt_guild_stat *out) {
     struct gt_guild *g = gt_guild_lookup(t, guild_id);
     if (!g)
         return GT_ENOENT;
+    gt__check_writer(t, g);
     struct gt_view v;
     int r = gt__view_read(t, g, guild_id, &v);
     if (r)
@@ -398,6 +404,7 @@ GT_API int gt_guilds(gt_table *t, gt_guild_fn fn, void *ctx) {
         struct gt_guild *g = gt_guild_at(t, (uint32_t)i);
         if (LOAD(&g->state, acquire) != GT_GUILD_LIVE)
             continue;
+        gt__check_writer(t, g);
         gt_guild_stat st;
         fill_stat(g, &st);
         struct gt_view v;

@@ -300,8 +300,14 @@ struct gt_table {
     uint32_t flags;    /* GT_RDONLY */
     uint64_t id;       /* process-unique handle id */
     uint64_t seed;     /* hash seed of the table */
+    uint64_t read_timeout_ns;
     char *path;
     char *name;
+    /* large blocks freed in the current global section, punched after it
+     * commits (alloc.c) */
+#define GT_PUNCH_MAX 16
+    struct { uint64_t h; uint32_t order; } punch[GT_PUNCH_MAX];
+    uint32_t npunch;
     /* guild id -> header index cache (hint; validated against the header) */
     struct { a64 id; a64 idx; } gcache[64];
 };
@@ -361,7 +367,7 @@ struct gt_wait {
     uint64_t start_ns;
 };
 #define GT_WAIT_INIT {0, 0}
-#define GT_READ_TIMEOUT_NS (2000ull * 1000 * 1000)
+#define GT_READ_TIMEOUT_MS 2000u
 int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) GT_INTERNAL;
 
 /* ---- segment.c ---------------------------------------------------------- */
@@ -394,10 +400,12 @@ struct gt_wr {
     uint32_t gidx;
 };
 int gt__glock(gt_table *t) GT_INTERNAL;
-void gt__gunlock(gt_table *t) GT_INTERNAL;
+int gt__gunlock(gt_table *t) GT_INTERNAL;
 struct gt_log *gt__glog(gt_table *t) GT_INTERNAL;
 int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) GT_INTERNAL;
 int gt__guild_recover(gt_table *t, struct gt_guild *g, bool try) GT_INTERNAL;
+int gt__sweep(gt_table *t) GT_INTERNAL;
+void gt__check_writer(gt_table *t, struct gt_guild *g) GT_INTERNAL;
 int gt__wr_commit(struct gt_wr *w) GT_INTERNAL;
 int gt__count_reserve(struct gt_wr *w, int32_t delta) GT_INTERNAL;
 int gt__log_retire(struct gt_wr *w, uint64_t off, uint64_t bytes) GT_INTERNAL;
@@ -434,6 +442,7 @@ int gt__retire_locked(gt_table *t, uint64_t off, uint32_t order,
                       uint32_t units) GT_INTERNAL;
 uint32_t gt__block_order(gt_table *t, uint64_t off) GT_INTERNAL;
 int gt__heap_init(gt_table *t) GT_INTERNAL;
+void gt__punch_locked(gt_table *t, bool committed) GT_INTERNAL;
 
 /* ---- guild.c ----------------------------------------------------------- */
 void gt__dir_rebuild_locked(gt_table *t) GT_INTERNAL;

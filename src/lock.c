@@ -173,64 +173,70 @@ static void count_apply_locked(gt_table *t, int32_t delta) {
               (uint64_t)((int64_t)LOAD(&s->members, relaxed) + delta), relaxed);
 }
 
+/* Whether entry e is an action to perform when the log commits (commit) or
+ * rolls back (!commit), done or not. */
+static bool actionable(const struct gt_log_ent *e, bool commit) {
+    bool pre = e->flags & GT_LOG_PRE;
+    if (commit)
+        return e->kind == GT_LOG_RETIRE || e->kind == GT_LOG_UNDIR ||
+               (e->kind == GT_LOG_COUNT && !pre);
+    return e->kind == GT_LOG_ALLOC || (e->kind == GT_LOG_COUNT && pre);
+}
+
 /* Run the actions of a slot log in the global domain: on rollback the PRE
- * counts and allocations are undone; when committed, retires and post counts
- * are applied. Entries already done are skipped. */
+ * counts and allocations are undone; when committed, retires, post counts
+ * and directory removals are applied. Each action and its done mark share
+ * one global section, and done marks are read only under the global lock
+ * (whose own recovery may roll a dead holder's marks back). Returns non-zero
+ * if a section failed: the log must then be kept for a later recovery. */
 static int run_actions(gt_table *t, struct gt_log *log, bool commit) {
     uint32_t n = LOAD(&log->n, relaxed);
     bool any = false;
-    for (uint32_t i = 0; i < n; i++) {
-        const struct gt_log_ent *e = &log->ent[i];
-        if (e->kind != GT_LOG_BYTES && !(e->flags & GT_LOG_DONE))
-            any = true;
-    }
+    for (uint32_t i = 0; i < n; i++)
+        any |= actionable(&log->ent[i], commit);
     if (!any)
         return 0;
     int r = gt__glock(t);
     if (r)
         return r;
+    n = LOAD(&log->n, relaxed); /* the lock's recovery may have shrunk it */
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = commit ? k : n - 1 - k;
         struct gt_log_ent *e = &log->ent[i];
-        if (e->kind == GT_LOG_BYTES || (e->flags & GT_LOG_DONE))
+        if (!actionable(e, commit) || (e->flags & GT_LOG_DONE))
             continue;
-        bool pre = e->flags & GT_LOG_PRE;
-        /* act, then mark done, in one section: both or neither survive */
-        if (e->kind == GT_LOG_ALLOC && !commit) {
+        if (e->kind == GT_LOG_ALLOC) {
             gt__free_locked(t, e->off, e->len, e->seq_rel);
-            mark_done(t, e);
-        } else if (e->kind == GT_LOG_RETIRE && commit) {
+        } else if (e->kind == GT_LOG_RETIRE) {
             while (gt__retire_locked(t, e->off, e->len, e->seq_rel) ==
                    GT_EBUSY) {
                 /* every retire entry waits for a pinned reader: let it go */
-                gt__gunlock(t);
+                if ((r = gt__gunlock(t)))
+                    return r;
                 struct timespec ts = {0, 1000000};
                 nanosleep(&ts, NULL);
                 if ((r = gt__glock(t)))
                     return r;
             }
-            mark_done(t, e);
-        } else if (e->kind == GT_LOG_UNDIR && commit) {
+        } else if (e->kind == GT_LOG_UNDIR) {
             gt__undir_locked(t, e->len);
-            mark_done(t, e);
-        } else if (e->kind == GT_LOG_COUNT && (commit != pre)) {
+        } else {
             count_apply_locked(t, commit ? (int32_t)e->data
                                          : -(int32_t)e->data);
-            mark_done(t, e);
         }
+        mark_done(t, e);
         /* A section can only hold so many entries; finish in the next. */
         struct gt_log *gl = gt__glog(t);
         if (LOAD(&gl->n, relaxed) + GT_GLOG_HEADROOM > gl->ent_cap) {
-            gt__gunlock(t);
-            r = gt__glock(t);
-            if (r)
+            if ((r = gt__gunlock(t)))
+                return r;
+            if ((r = gt__glock(t)))
                 return r;
         }
     }
     if (commit)
         gt__reclaim_locked(t, 4);
-    gt__gunlock(t);
-    return 0;
+    return gt__gunlock(t);
 }
 
 /* Take delta members from max_members for the write w (delta > 0), as a PRE
@@ -238,12 +244,17 @@ static int run_actions(gt_table *t, struct gt_log *log, bool commit) {
 int gt__count_reserve(struct gt_wr *w, int32_t delta) {
     gt_table *t = w->t;
     struct gt_seg *s = t->seg;
-    int r = gt__glock(t);
-    if (r)
+    bool swept = false;
+    int r;
+again:
+    if ((r = gt__glock(t)))
         return r;
     uint64_t m = LOAD(&s->members, relaxed);
     if (m + (uint64_t)delta > s->g.max_members) {
         gt__gunlock(t);
+        /* a dead writer's reservation may be what fills the table */
+        if (!swept && (swept = true) && gt__sweep(t) > 0)
+            goto again;
         return GT_EFULL;
     }
     struct gt_log *gl = gt__glog(t);
@@ -252,8 +263,8 @@ int gt__count_reserve(struct gt_wr *w, int32_t delta) {
         (r = gt__log_bytes(t, gl, &w->log->n, 4, -1)) == 0 &&
         (r = gt__log_action(w->log, GT_LOG_COUNT, GT_LOG_PRE, 0, 0, delta)) == 0)
         STORE(&s->members, m + (uint64_t)delta, relaxed);
-    gt__gunlock(t);
-    return r;
+    int u = gt__gunlock(t);
+    return r ? r : u;
 }
 
 void gt__log_rollback(gt_table *t, struct gt_log *log) {
@@ -284,6 +295,7 @@ int gt__glock(gt_table *t) {
     int r = mutex_lock(&s->lock, &died);
     if (r)
         return r;
+    t->npunch = 0;
     if (died || LOAD(&gl->n, relaxed) != 0) {
         /* The previous holder died inside a section: undo it whole. A
          * directory rebuild in progress is redone from the guild headers. */
@@ -298,14 +310,17 @@ int gt__glock(gt_table *t) {
     return 0;
 }
 
-void gt__gunlock(gt_table *t) {
+int gt__gunlock(gt_table *t) {
     struct gt_seg *s = t->seg;
     struct gt_log *gl = gt__glog(t);
-    if (LOAD(&gl->state, relaxed) == GT_LOG_FAILED)
+    bool failed = LOAD(&gl->state, relaxed) == GT_LOG_FAILED;
+    if (failed)
         gt__log_rollback(t, gl);
     log_clear(gl); /* commit point of the section */
+    gt__punch_locked(t, !failed);
     STORE(&s->lock_pid, 0, relaxed);
     pthread_mutex_unlock(&s->lock);
+    return failed ? GT_EFULL : 0;
 }
 
 /* ---- guild locks ---------------------------------------------------------- */
@@ -318,6 +333,15 @@ int gt__recover_guild(gt_table *t, struct gt_guild *g) {
     int r = 0;
     if (si < t->seg->g.max_slots) {
         struct gt_log *log = &gt_slot_at(t, si)->log;
+        if (LOAD(&log->guild, relaxed) == gidx + 1 &&
+            LOAD(&log->n, relaxed) != 0) {
+            /* Settle the global lock first: if the writer died inside a
+             * global section, its recovery rolls back part of this log
+             * (appended entries, done marks), which must be read after. */
+            if ((r = gt__glock(t)))
+                return r;
+            gt__gunlock(t);
+        }
         if (LOAD(&log->guild, relaxed) == gidx + 1 &&
             LOAD(&log->n, relaxed) != 0) {
             if (LOAD(&log->state, relaxed) == GT_LOG_COMMITTED) {
@@ -338,6 +362,13 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
     uint32_t si;
     int r = gt__slot(t, &si);
     if (r)
+        return r;
+    /* Our previous write could not finish its post-commit actions (a lock
+     * error): finish them before the log is reused. */
+    struct gt_log *mine = &gt_slot_at(t, si)->log;
+    uint32_t pg = LOAD(&mine->guild, relaxed);
+    if (LOAD(&mine->n, relaxed) != 0 && pg != 0 && pg <= t->seg->g.max_guilds &&
+        (r = gt__guild_recover(t, gt_guild_at(t, pg - 1), false)))
         return r;
     bool died;
     if ((r = mutex_lock(&g->lock, &died)))
@@ -362,6 +393,16 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
     w->slot = si;
     w->gidx = gt_guild_index(t, g);
     return 0;
+}
+
+/* If g's lock holder is a dead process, recover g now (never waiting for a
+ * live one). Readers call this before reading counters or scanning, so a
+ * dead writer's half-done write is not seen even before the next writer
+ * comes; point lookups skip it (they see each record whole anyway). */
+void gt__check_writer(gt_table *t, struct gt_guild *g) {
+    uint32_t pid = LOAD(&g->writer_pid, relaxed);
+    if (GT_UNLIKELY(pid != 0) && !gt__pid_alive(pid))
+        gt__guild_recover(t, g, true);
 }
 
 /* Finish what a dead writer left in g, without a slot of our own (the

@@ -120,26 +120,42 @@ bool gt__pid_alive(uint32_t pid) {
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-/* Free slots of dead processes; recover the write one left behind. */
-static void reap(gt_table *t) {
+/* Finish what dead processes left: recover the guild write a dead thread
+ * was in the middle of (its log), and free its slot. Never waits for a lock a
+ * live thread holds, so callers may hold guild locks (not the global lock).
+ * Returns slots freed.
+ *
+ * A dead slot is freed only after the global lock has been settled: a global
+ * section its owner died in may hold undo entries pointing into the slot's
+ * log, and rolling them back onto a slot already handed to another thread
+ * would overwrite that thread's log. */
+int gt__sweep(gt_table *t) {
     uint32_t n = t->seg->g.max_slots;
+    bool settled = false;
+    int freed = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
         uint32_t pid = LOAD(&s->pid, acquire);
         if (pid == 0 || gt__pid_alive(pid))
             continue;
+        if (!settled) {
+            if (gt__glock(t))
+                return freed;
+            gt__gunlock(t);
+            settled = true;
+        }
         uint32_t gi = LOAD(&s->log.guild, relaxed);
         if (LOAD(&s->log.n, relaxed) != 0 && gi != 0 &&
             gi <= t->seg->g.max_guilds) {
-            /* the dead thread held this guild's lock: recover it now */
-            gt__guild_recover(t, gt_guild_at(t, gi - 1), false);
+            gt__guild_recover(t, gt_guild_at(t, gi - 1), true);
             if (LOAD(&s->log.n, relaxed) != 0)
-                continue;
+                continue; /* someone else is recovering it: next time */
         }
         STORE(&s->epoch, 0, relaxed);
         uint32_t expect = pid;
-        atomic_compare_exchange_strong(&s->pid, &expect, 0);
+        freed += atomic_compare_exchange_strong(&s->pid, &expect, 0);
     }
+    return freed;
 }
 
 static struct tls_ent *tls_find(gt_table *t) {
@@ -182,7 +198,7 @@ static int take(gt_table *t, struct tls_ent **out) {
             return 0;
         }
         if (pass == 0)
-            reap(t);
+            gt__sweep(t);
     }
     return GT_EFULL;
 }
@@ -287,7 +303,7 @@ int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) {
         if (pid && !gt__pid_alive(pid))
             gt__guild_recover(t, g, true); /* never waits for a live one */
     }
-    if (now - w->start_ns > GT_READ_TIMEOUT_NS)
+    if (now - w->start_ns > t->read_timeout_ns)
         return GT_EBUSY;
     sched_yield();
     return 0;

@@ -227,6 +227,7 @@ int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) {
     struct gt_guild *g = gt_guild_lookup(t, gid);
     if (!g)
         return GT_ENOENT;
+    gt__check_writer(t, g);
     uint32_t slot;
     int r = gt__pin(t, &slot);
     if (r)
@@ -426,6 +427,7 @@ static int iter(gt_table *t, gt_cursor *c, const gt_filter *f, gt_member *out,
     struct gt_guild *g = gt_guild_lookup(t, c->guild_id);
     if (!g)
         return GT_ENOENT;
+    gt__check_writer(t, g);
     struct gt_filt ft;
     gt__filter_prep(f, &ft);
     uint32_t slot;

@@ -252,6 +252,7 @@ static int build(gt_table *t, const struct params *p, uint32_t mode) {
         return r;
     struct gt_seg *s = t->seg;
     s->g = g;
+    t->seed = g.seed; /* map() read it before the header was written */
     a64 *bits = gt_at(t, g.commit_off);
     for (uint64_t pg = 0; pg < g.guilds_off / GT_PAGE; pg++)
         bits[pg >> 6] |= 1ull << (pg & 63);
@@ -316,6 +317,9 @@ GT_API int gt_open(const char *name, const gt_options *opts,
     t->fd = -1;
     t->flags = o.flags & GT_RDONLY;
     t->id = atomic_fetch_add(&next_handle_id, 1);
+    t->read_timeout_ns = (uint64_t)(o.read_timeout_ms ? o.read_timeout_ms
+                                                      : GT_READ_TIMEOUT_MS) *
+                         1000000ull;
     t->name = strdup(name);
     t->path = path_of(o.dir, name);
     char *tmp = NULL;
@@ -378,6 +382,8 @@ done:
     free(tmp);
     if (r == 0)
         r = gt__register(t);
+    if (r == 0)
+        gt__sweep(t); /* finish what dead processes left */
     if (r == 0) {
         *out = t;
         return 0;
@@ -420,6 +426,7 @@ GT_API int gt_info(gt_table *t, gt_table_stat *out) {
     if (!t || !out)
         return GT_EINVAL;
     struct gt_seg *s = t->seg;
+    gt__sweep(t); /* counters must not include a dead writer's half write */
     struct stat st;
     if (fstat(t->fd, &st) != 0)
         return errno_code(errno);

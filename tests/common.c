@@ -54,3 +54,56 @@ gt_member tc_member(uint64_t user, uint64_t seed) {
     m.flags = GT_ONLINE | ((uint32_t)(h >> 40) & GT_FLAGS_HOST);
     return m;
 }
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+
+void *tc_shared(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(p, MAP_FAILED, "mmap shared");
+    return p;
+}
+
+pid_t tc_spawn(int (*fn)(void *), void *arg) {
+    fflush(NULL);
+    pid_t p = fork();
+    cr_assert_neq(p, -1, "fork");
+    if (p == 0)
+        _exit(fn(arg));
+    return p;
+}
+
+void tc_reap(const pid_t *pids, int n, const char *what) {
+    for (int i = 0; i < n; i++) {
+        int st;
+        pid_t r;
+        while ((r = waitpid(pids[i], &st, 0)) < 0 && errno == EINTR)
+            ;
+        cr_assert_eq(r, pids[i], "waitpid");
+        if (WIFSIGNALED(st))
+            cr_assert_fail("%s %d killed by signal %d", what, i, WTERMSIG(st));
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "%s %d exited with %d", what, i, WEXITSTATUS(st));
+    }
+}
+
+double tc_seconds(double def) {
+    const char *e = getenv("GT_STRESS_SECONDS");
+    double v = e ? atof(e) : 0;
+    return v > 0 ? v : def;
+}
+
+double tc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+uint64_t tc_rand(uint64_t *s) {
+    *s += 0x9e3779b97f4a7c15ull;
+    return tc_mix(*s);
+}

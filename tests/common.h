@@ -17,3 +17,19 @@ gt_member tc_member(uint64_t user, uint64_t seed);
 uint64_t tc_mix(uint64_t x);
 
 #endif
+
+/* ---- multi-process helpers ---- */
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Zeroed memory shared with children forked after the call. */
+void *tc_shared(size_t bytes);
+/* Fork a child that runs fn(arg) and exits with its return value. */
+pid_t tc_spawn(int (*fn)(void *), void *arg);
+/* Wait for the children; assert each exited 0 (naming the one that did not). */
+void tc_reap(const pid_t *pids, int n, const char *what);
+/* Seconds stress tests run (GT_STRESS_SECONDS, default def). */
+double tc_seconds(double def);
+double tc_now(void);
+/* A fast per-process random generator. */
+uint64_t tc_rand(uint64_t *state);

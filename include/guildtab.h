@@ -13,6 +13,11 @@
  *   system errors pass through as -errno. gt_strerror() describes any code.
  * - A member is keyed by (guild_id, user_id). Any 64-bit values are valid ids.
  * - "Concurrency:" says who may call a function while others do what.
+ * - Processes: a handle stays usable in both parent and child after fork()
+ *   (each process takes its own thread slots). Every process needs read and
+ *   write permission on the table file, readers included: scans and writes
+ *   record themselves in the table's slot table (as LMDB readers do in its
+ *   lock file).
  *
  * Guarantees (tested; see README "Guarantees"):
  * 1. Readers never take a lock and never wait for a writer beyond a bounded
@@ -93,7 +98,8 @@ typedef struct gt_member {
 
 #define GT_CREATE 0x1u /* create the table if it does not exist */
 #define GT_EXCL 0x2u   /* with GT_CREATE: fail with GT_EEXIST if it exists */
-#define GT_RDONLY 0x4u /* refuse writes through this handle (GT_EROFS) */
+#define GT_RDONLY 0x4u /* refuse writes through this handle (GT_EROFS); the
+                          file is still opened read-write (see above) */
 
 #define GT_PAYLOAD_MAX 1024u
 
@@ -143,7 +149,9 @@ GT_API void gt_close(gt_table *t);
  * gt_unlink - remove the table's file. Processes that have it open keep using
  * it until they close it; its memory is freed after the last close.
  * dir: NULL for /dev/shm.
- * Errors: GT_EINVAL (bad name), GT_ENOENT (no such table), GT_EACCES, -errno.
+ * Errors: GT_EINVAL (bad name), GT_ENOENT (no such table), GT_EACCES (no
+ *   write permission on dir), -EPERM (a sticky dir such as /dev/shm, and the
+ *   table belongs to another user), other -errno from unlink(2).
  * Concurrency: any time.
  */
 GT_API int gt_unlink(const char *name, const char *dir);
@@ -359,7 +367,8 @@ typedef struct gt_cursor {
  * f: filter applied to each page (NULL: all).
  * Errors: GT_EINVAL (t, cursor, out or n NULL, max 0, cursor not started by
  *   gt_iter_first), GT_ENOENT (no such guild), GT_EBUSY, GT_EFULL (no thread
- *   slot), GT_ENOMEM.
+ *   slot), GT_ENOMEM. After an error the cursor is still valid: calling
+ *   gt_iter_next again resumes where the last successful page ended.
  * Concurrency: any thread, lock-free; pages may be fetched by different
  *   processes.
  */
@@ -397,10 +406,12 @@ GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *f,
 
 /* ---- errors and version -------------------------------------------------- */
 
-/* Message for any code (GT_E* or -errno); never NULL. */
+/* Message for any code (GT_E* or -errno; 0: "success"); never NULL. Codes
+ * shared with errno get the library's wording (GT_ENOENT: "no such table,
+ * guild or member"). */
 GT_API const char *gt_strerror(int err);
-/* "GT_EFULL" style name for a GT_E* code, "GT_E?" otherwise (-errno: the
- * errno name when known). Never NULL. */
+/* "GT_EFULL" style name for a GT_E* code, the errno name ("EPIPE") for other
+ * -errno values, "OK" for 0, "GT_E?" otherwise. Never NULL. */
 GT_API const char *gt_errname(int err);
 /* Run-time version: (major << 16) | (minor << 8) | patch. */
 GT_API unsigned gt_version(void);

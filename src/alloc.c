@@ -267,7 +267,7 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
     uint64_t h;
     r = alloc_locked(t, order, &h);
     if (r == GT_EFULL) {
-        gt__reclaim_locked(t, 4);
+        gt__reclaim_locked(t, 16);
         r = alloc_locked(t, order, &h);
     }
     struct gt_seg *s = t->seg;
@@ -300,11 +300,27 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
     return gt__commit(t, *off, bytes);
 }
 
+/* A full heap may only be waiting for scans to finish with retired blocks:
+ * the write then waits for them (reclaiming as they unpin), at most this
+ * long, before it reports GT_EFULL. */
+#define ALLOC_WAIT_NS (1000ull * 1000 * 1000)
+
 int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
               uint64_t *off) {
     int r = alloc_once(t, owner, bytes, off);
-    if (r == GT_EFULL && gt__sweep(t) > 0)
+    if (r == GT_EFULL && gt__sweep(t, false) > 0)
         r = alloc_once(t, owner, bytes, off); /* a dead writer held memory */
+    uint64_t start = 0;
+    while (r == GT_EFULL && LOAD(&t->seg->retired_n, relaxed) != 0) {
+        uint64_t now = gt__now_ns();
+        if (!start)
+            start = now;
+        if (now - start > ALLOC_WAIT_NS)
+            break;
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+        r = alloc_once(t, owner, bytes, off);
+    }
     return r;
 }
 
@@ -354,8 +370,12 @@ void gt__reclaim_locked(gt_table *t, uint32_t max) {
         return;
     /* pairs with the slot stores of gt__pin: see the header comment */
     atomic_thread_fence(memory_order_seq_cst);
-    uint64_t min = gt__min_epoch(t);
     struct gt_retired *rl = retire_list(t);
+    uint64_t oldest = UINT64_MAX;
+    for (uint32_t i = 0; i < s->g.retire_cap; i++)
+        if (rl[i].off && rl[i].epoch < oldest)
+            oldest = rl[i].epoch;
+    uint64_t min = gt__min_epoch(t, oldest);
     struct gt_log *gl = gt__glog(t);
     for (uint32_t i = 0; i < s->g.retire_cap && max; i++) {
         if (!rl[i].off || rl[i].epoch >= min)

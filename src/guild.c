@@ -225,7 +225,7 @@ int gt__guild_get(gt_table *t, uint64_t id, bool create,
     }
     /* A deletion of this id that died before leaving the directory, or a
      * dead writer's leftovers that fill max_guilds: finish them first. */
-    gt__sweep(t);
+    gt__sweep(t, false);
     int r = gt__glock(t);
     if (r)
         return r;
@@ -405,11 +405,13 @@ GT_API int gt_guilds(gt_table *t, gt_guild_fn fn, void *ctx) {
         if (LOAD(&g->state, acquire) != GT_GUILD_LIVE)
             continue;
         gt__check_writer(t, g);
+        uint64_t id = LOAD(&g->id, relaxed);
+        struct gt_view v;
+        if (gt__view_read(t, g, id, &v) != 0)
+            continue; /* deleted (or reused) meanwhile */
         gt_guild_stat st;
         fill_stat(g, &st);
-        struct gt_view v;
-        if (gt__view_read(t, g, st.guild_id, &v) != 0)
-            continue; /* deleted meanwhile */
+        st.guild_id = id;
         int r = fn(ctx, &st);
         if (r)
             return r;

@@ -253,7 +253,7 @@ again:
     if (m + (uint64_t)delta > s->g.max_members) {
         gt__gunlock(t);
         /* a dead writer's reservation may be what fills the table */
-        if (!swept && (swept = true) && gt__sweep(t) > 0)
+        if (!swept && (swept = true) && gt__sweep(t, false) > 0)
             goto again;
         return GT_EFULL;
     }

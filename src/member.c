@@ -108,13 +108,17 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
     int r = gt__count_reserve(w, 1);
     if (r)
         return r;
-    if (!v->st || gt__store_full(LOAD(&g->members, relaxed),
-                                 LOAD(&g->tombs, relaxed), v->cap)) {
+    /* Taking a tombstone adds no load; only a fresh slot may need room. */
+    uint64_t slot = v->st ? gt__store_free_slot(v->st, v->cap, h) : GT_NOT_FOUND;
+    if (!v->st || slot == GT_NOT_FOUND ||
+        (LOAD(&gt_ctrl(v->st)[slot], relaxed) == GT_CTRL_EMPTY &&
+         gt__store_full(LOAD(&g->members, relaxed), LOAD(&g->tombs, relaxed),
+                        v->cap))) {
         if ((r = gt__store_rebuild(w, LOAD(&g->members, relaxed) + 1)))
             return r;
         wview(w, v);
+        slot = gt__store_free_slot(v->st, v->cap, h);
     }
-    uint64_t slot = gt__store_free_slot(v->st, v->cap, h);
     if (slot == GT_NOT_FOUND)
         return GT_ECORRUPT;
     a8 *ctrl = &gt_ctrl(v->st)[slot];

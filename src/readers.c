@@ -121,7 +121,8 @@ bool gt__pid_alive(uint32_t pid) {
 }
 
 /* Finish what dead processes left: recover the guild write a dead thread
- * was in the middle of (its log), and free its slot. Never waits for a lock a
+ * was in the middle of (its log), and free its slot (with all, also the
+ * idle slots of dead processes). Never waits for a lock a
  * live thread holds, so callers may hold guild locks (not the global lock).
  * Returns slots freed.
  *
@@ -129,14 +130,17 @@ bool gt__pid_alive(uint32_t pid) {
  * section its owner died in may hold undo entries pointing into the slot's
  * log, and rolling them back onto a slot already handed to another thread
  * would overwrite that thread's log. */
-int gt__sweep(gt_table *t) {
+int gt__sweep(gt_table *t, bool all) {
     uint32_t n = t->seg->g.max_slots;
     bool settled = false;
     int freed = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
         uint32_t pid = LOAD(&s->pid, acquire);
-        if (pid == 0 || gt__pid_alive(pid))
+        /* !all: only slots with a write in flight (cheap: no syscall for
+         * the idle ones); all: also free idle slots of dead processes */
+        if (pid == 0 || (!all && LOAD(&s->log.n, relaxed) == 0) ||
+            gt__pid_alive(pid))
             continue;
         if (!settled) {
             if (gt__glock(t))
@@ -198,7 +202,7 @@ static int take(gt_table *t, struct tls_ent **out) {
             return 0;
         }
         if (pass == 0)
-            gt__sweep(t);
+            gt__sweep(t, true);
     }
     return GT_EFULL;
 }
@@ -244,7 +248,10 @@ void gt__unpin(gt_table *t, uint32_t slot) {
     STORE(&gt_slot_at(t, slot)->epoch, 0, release);
 }
 
-uint64_t gt__min_epoch(gt_table *t) {
+/* The smallest epoch a live reader is pinned at (UINT64_MAX: none). Pins
+ * of dead processes do not count; liveness is checked (a syscall) only for
+ * pins at or below `below`, the ones that hold something back. */
+uint64_t gt__min_epoch(gt_table *t, uint64_t below) {
     uint64_t min = UINT64_MAX;
     uint32_t n = t->seg->g.max_slots;
     for (uint32_t i = 0; i < n; i++) {
@@ -252,10 +259,8 @@ uint64_t gt__min_epoch(gt_table *t) {
         uint64_t e = LOAD(&s->epoch, acquire);
         if (e == 0 || e >= min)
             continue;
-        uint32_t pid = LOAD(&s->pid, relaxed);
-        if (!gt__pid_alive(pid)) {
-            /* a dead reader's pin holds nothing */
-            STORE(&s->epoch, 0, relaxed);
+        if (e <= below && !gt__pid_alive(LOAD(&s->pid, relaxed))) {
+            STORE(&s->epoch, 0, relaxed); /* a dead reader's pin */
             continue;
         }
         min = e;

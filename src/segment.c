@@ -99,7 +99,9 @@ static void layout(const struct params *p, struct gt_geom *g) {
     g->retire_cap = 4 * p->max_slots + 256;
 
     /* Heap: room for the largest guild twice over while it is rebuilt, its
-     * retired predecessor, buddy rounding, and every other guild's minimum. */
+     * retired predecessors (kept while scans that began before the rebuild
+     * run), buddy rounding, and every other guild's minimum. Only address
+     * space: memory is used as blocks are committed. */
     uint32_t cap = gt__cap_for(p->max_members);
     uint64_t big = gt__store_bytes(cap, g->stride);
     uint64_t act = gt__act_bytes(
@@ -109,7 +111,7 @@ static void layout(const struct params *p, struct gt_geom *g) {
         g->top_order = 16;
     uint64_t top = 1ull << g->top_order;
     uint64_t extra = (uint64_t)p->max_guilds * SMALL_GUILD_BYTES + 2 * act;
-    g->heap_size = 4 * top + gt_align_up(extra, top);
+    g->heap_size = 8 * top + gt_align_up(extra, top);
 
     uint64_t off = gt_align_up(sizeof(struct gt_seg), GT_PAGE);
     g->glog_off = off;
@@ -383,7 +385,7 @@ done:
     if (r == 0)
         r = gt__register(t);
     if (r == 0)
-        gt__sweep(t); /* finish what dead processes left */
+        gt__sweep(t, true); /* finish what dead processes left */
     if (r == 0) {
         *out = t;
         return 0;
@@ -426,7 +428,15 @@ GT_API int gt_info(gt_table *t, gt_table_stat *out) {
     if (!t || !out)
         return GT_EINVAL;
     struct gt_seg *s = t->seg;
-    gt__sweep(t); /* counters must not include a dead writer's half write */
+    gt__sweep(t, false); /* counters must not include a dead writer's half write */
+    /* free what readers have moved past, a bounded batch per section */
+    while (LOAD(&s->retired_n, relaxed) && gt__glock(t) == 0) {
+        uint64_t before = LOAD(&s->retired_n, relaxed);
+        gt__reclaim_locked(t, 16);
+        gt__gunlock(t);
+        if (LOAD(&s->retired_n, relaxed) == before)
+            break;
+    }
     struct stat st;
     if (fstat(t->fd, &st) != 0)
         return errno_code(errno);

@@ -61,21 +61,33 @@ static int churn(void *arg) {
                            .flags = tc_rand(&rng) % 3 ? GT_ACTIVE : 0,
                            .roles = {2}}; /* never role bit 0 */
             atomic_store(&sh->hi[c], next + 1);
-            if (gt_insert_new(t, GUILD, &m, NULL))
+            int r = gt_insert_new(t, GUILD, &m, NULL);
+            if (r) {
+                snprintf(sh->fail[0], 256, "churner %d: insert: %s", c,
+                         gt_strerror(r));
                 return 11;
+            }
             next++;
             if (tc_rand(&rng) % 4 == 0) {
                 uint64_t u = oldest + tc_rand(&rng) % (next - oldest);
                 bool on = tc_rand(&rng) & 1;
-                if (gt_update_flags(t, GUILD, u, on ? GT_ACTIVE : 0,
-                                    on ? 0 : GT_ACTIVE, NULL))
+                int r = gt_update_flags(t, GUILD, u, on ? GT_ACTIVE : 0,
+                                        on ? 0 : GT_ACTIVE, NULL);
+                if (r) {
+                    snprintf(sh->fail[0], 256, "churner %d: flags: %s", c,
+                             gt_strerror(r));
                     return 12;
+                }
             }
         }
         uint64_t keep = tc_rand(&rng) % (WINDOW / 4);
         while (next - oldest > keep && tc_now() < sh->end) {
-            if (gt_delete(t, GUILD, oldest))
+            int r = gt_delete(t, GUILD, oldest);
+            if (r) {
+                snprintf(sh->fail[0], 256, "churner %d: delete: %s", c,
+                         gt_strerror(r));
                 return 13;
+            }
             atomic_store(&sh->lo[c], ++oldest);
         }
         sh->cycles[c]++;
@@ -275,8 +287,9 @@ Test(stress, scans_visit_present_members_exactly_once, .timeout = 300) {
         c[i] = tc_spawn(churn, (void *)(intptr_t)i);
     for (int i = 0; i < SCANNERS; i++)
         s[i] = tc_spawn(scanner, (void *)(intptr_t)i);
-    tc_reap(c, CHURNERS, "churner");
     tc_reap(s, SCANNERS, "scanner");
+    cr_assert_eq(sh->fail[0][0], 0, "%s", sh->fail[0]);
+    tc_reap(c, CHURNERS, "churner");
     uint64_t total = 0;
     for (int i = 0; i < SCANNERS; i++) {
         cr_assert_eq(sh->fail[i][0], 0, "scanner %d: %s", i, sh->fail[i]);

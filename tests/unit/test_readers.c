@@ -1,0 +1,178 @@
+/* test_readers.c - thread slots and reclamation: handles across fork(),
+ * max_slots, slots freed at thread exit and at process death, and memory a
+ * dead reader was holding back. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static int nothing(void *ctx, const gt_member *m, const void *p) {
+    (void)ctx, (void)m, (void)p;
+    return 0;
+}
+
+static void fill(gt_table *t, uint64_t g, uint64_t n) {
+    for (uint64_t u = 0; u < n; u++) {
+        gt_member m = tc_member(u, g);
+        m.flags |= u % 4 == 0 ? GT_ACTIVE : 0;
+        cr_assert_eq(gt_insert(t, g, &m, NULL), 0);
+    }
+}
+
+static gt_table *inherited;
+static int child_uses_handle(void *arg) {
+    (void)arg;
+    gt_member m;
+    if (gt_lookup(inherited, 1, 5, &m, NULL) != 0 || m.user_id != 5)
+        return 1;
+    gt_member n = tc_member(777777, 1);
+    if (gt_insert(inherited, 1, &n, NULL) != 0)
+        return 2;
+    uint64_t c;
+    if (gt_select_count(inherited, 1, &(gt_filter){.roles_any = {~0ull}}, 0, 1,
+                        &c) != 0 || c != 1001)
+        return 3;
+    return 0;
+}
+
+Test(readers, handle_survives_fork) {
+    const char *name = tc_name("fork");
+    gt_table *t = tc_open(name, 10000, 8, 0);
+    fill(t, 1, 1000);
+    /* the parent holds a slot (scan and write) before forking */
+    cr_assert_eq(gt_select(t, 1, NULL, 0, 1, nothing, NULL), 0);
+    inherited = t;
+    pid_t p = tc_spawn(child_uses_handle, NULL);
+    tc_reap(&p, 1, "child");
+    cr_assert_eq(gt_contains(t, 1, 777777), 1);
+    cr_assert_eq(gt_select(t, 1, NULL, 0, 1, nothing, NULL), 0);
+    tc_drop(t, name);
+}
+
+struct thr {
+    gt_table *t;
+    int select_rc, insert_rc, lookup_rc;
+};
+static void *second_thread(void *arg) {
+    struct thr *a = arg;
+    a->select_rc = gt_select(a->t, 1, NULL, 0, 1, nothing, NULL);
+    gt_member m = tc_member(5000, 1);
+    a->insert_rc = gt_insert(a->t, 1, &m, NULL);
+    a->lookup_rc = gt_lookup(a->t, 1, 3, NULL, NULL);
+    return NULL;
+}
+
+Test(readers, max_slots_and_thread_exit) {
+    const char *name = tc_name("slots");
+    gt_options o = {.max_members = 10000, .max_slots = 1,
+                    .flags = GT_CREATE | GT_EXCL};
+    gt_table *t;
+    cr_assert_eq(gt_open(name, &o, &t), 0);
+    fill(t, 1, 100); /* the main thread takes the only slot */
+    struct thr a = {t, 0, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, second_thread, &a);
+    pthread_join(th, NULL);
+    cr_assert_eq(a.select_rc, GT_EFULL, "a scan needs a slot");
+    cr_assert_eq(a.insert_rc, GT_EFULL, "a write needs a slot");
+    cr_assert_eq(a.lookup_rc, 0, "a lookup needs none");
+    gt_table_stat st;
+    cr_assert_eq(gt_info(t, &st), 0);
+    cr_assert_eq(st.slots_used, 1);
+    gt_close(t);
+
+    /* threads that exit give their slots back */
+    o.flags = 0;
+    cr_assert_eq(gt_open(name, &o, &t), 0);
+    for (int i = 0; i < 5; i++) {
+        struct thr b = {t, 0, 0, 0};
+        pthread_create(&th, NULL, second_thread, &b);
+        pthread_join(th, NULL);
+        cr_assert_eq(b.select_rc, 0, "thread %d", i);
+        cr_assert(b.insert_rc == 0, "thread %d: %s", i, gt_strerror(b.insert_rc));
+    }
+    cr_assert_eq(gt_info(t, &st), 0);
+    cr_assert_eq(st.slots_used, 0);
+    tc_drop(t, name);
+}
+
+static int take_slot_and_die(void *arg) {
+    gt_table *t;
+    if (gt_open(arg, NULL, &t))
+        return 1;
+    gt_select(t, 1, NULL, 0, 1, nothing, NULL);
+    _exit(0); /* no gt_close: like a crash */
+}
+
+Test(readers, dead_processes_slots_are_reaped) {
+    const char *name = tc_name("reap");
+    gt_options o = {.max_members = 10000, .max_slots = 4,
+                    .flags = GT_CREATE | GT_EXCL};
+    gt_table *t;
+    cr_assert_eq(gt_open(name, &o, &t), 0);
+    fill(t, 1, 100);
+    gt_close(t);
+    pid_t p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = tc_spawn(take_slot_and_die, (void *)name);
+    tc_reap(p, 4, "child");
+    cr_assert_eq(gt_open(name, NULL, &t), 0);
+    cr_assert_eq(gt_select(t, 1, NULL, 0, 1, nothing, NULL), 0,
+                 "slots of dead processes were not reaped");
+    tc_drop(t, name);
+}
+
+struct hold {
+    const char *name;
+    int fd; /* write end: "pinned" */
+};
+static int stall(void *ctx, const gt_member *m, const void *p) {
+    (void)m, (void)p;
+    struct hold *h = ctx;
+    if (write(h->fd, "x", 1) != 1)
+        _exit(3);
+    for (;;)
+        pause(); /* pinned until killed */
+}
+static int pin_forever(void *arg) {
+    struct hold *h = arg;
+    gt_table *t;
+    if (gt_open(h->name, NULL, &t))
+        return 1;
+    return gt_select(t, 1, NULL, 0, 1, stall, h) ? 2 : 0;
+}
+
+Test(readers, dead_reader_releases_retired_memory) {
+    const char *name = tc_name("dead");
+    gt_table *t = tc_open(name, 200000, 8, 0);
+    fill(t, 1, 1000);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    struct hold h = {name, pfd[1]};
+    pid_t p = tc_spawn(pin_forever, &h);
+    char c;
+    cr_assert_eq(read(pfd[0], &c, 1), 1);
+    /* grow the guild: its old storage is retired while the reader holds it */
+    for (uint64_t u = 1000; u < 20000; u++) {
+        gt_member m = tc_member(u, 1);
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    gt_table_stat st;
+    cr_assert_eq(gt_info(t, &st), 0);
+    cr_assert_gt(st.bytes_retired, 0, "the pinned reader keeps old storage");
+    kill(p, SIGKILL);
+    waitpid(p, NULL, 0);
+    cr_assert_eq(gt_info(t, &st), 0);
+    cr_assert_eq(st.bytes_retired, 0, "a dead reader's pin still counts");
+    /* and what was freed is reused: used memory stays near the live guild */
+    gt_guild_stat gs;
+    cr_assert_eq(gt_guild_info(t, 1, &gs), 0);
+    cr_assert_eq(st.bytes_used, gs.bytes_used);
+    close(pfd[0]);
+    close(pfd[1]);
+    tc_drop(t, name);
+}

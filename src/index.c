@@ -2,21 +2,21 @@
  * index.c - a guild's storage: an open-addressing table whose slots are the
  * member records themselves, with one control byte per slot beside them.
  *
- * Why this layout (DESIGN.md weighs two; measured on the 2-core EPYC this
- * project runs on, 1M members, records in /dev/shm, tools/bench/layout.c):
- *   index -> record (layout a):   dependent lookup 358 ns, 78 ns/lookup
- *                                 independent
- *   record in the hash slot (b):  dependent lookup 192-217 ns, 50-83 ns
- *   one dependent DRAM miss:      220-240 ns
- * Layout (a) pays two dependent misses per lookup; (b) pays one. (b)'s cost
- * is that scans pass empty slots, and its memory is record/load. So the load
- * is kept high: capacity is not a power of two, the home slot is
- * fastrange(hash, cap), a storage is built for load 0.8 and rebuilt at 0.9
- * (members + tombstones). At that load linear probing over records would
- * read ~4 records per hit and ~23 per miss, so probing runs over the control
- * bytes instead (7-bit hash tag, or EMPTY / DEAD), eight at a time; the
- * control array is 1/73 of the records and stays in cache. The fanout set
- * (active.c) keeps fanout off this storage entirely.
+ * Why this layout. DESIGN.md weighs two; tools/bench/layout.c measures them
+ * (1M members in /dev/shm, 2-core AMD EPYC VM, three runs, ns per lookup):
+ *                                       dependent   independent   B/member
+ *   (a) index -> dense 72 B records       343-352        71-80        80
+ *   (b) records in the slots + ctrl       206-212        74-76        86
+ *   plain 64 B records, pow2, load <.5    183-195        50-55       134
+ * (a) pays two dependent misses per lookup; (b) pays one, for 6 more bytes
+ * per member. (b)'s other cost, scans passing empty slots, does not touch
+ * fanout, which reads the packed fanout set (active.c). So (b), kept dense:
+ * capacity is not a power of two, the home slot is fastrange(hash, cap), a
+ * storage is built for load 0.8 and rebuilt at 0.9 (members + tombstones).
+ * At that load linear probing over the records would read ~4 records per
+ * hit and ~23 per miss, so probing runs over the control bytes instead
+ * (7-bit hash tag, or EMPTY / DEAD), eight at a time; the control array is
+ * 1/73 of the records and mostly stays in cache.
  *
  * Invariants:
  * - A member never moves while present: no backward-shift deletion, no

@@ -60,6 +60,7 @@ extern "C" {
     X(EACCES, -13, "permission denied")                                        \
     X(EBUSY, -16, "a writer kept the data busy beyond the retry bound")        \
     X(EROFS, -30, "table was opened read-only")                                \
+    X(ESTALE, -116, "scan stopped: it stalled while writers needed memory")   \
     X(EFULL, -3001, "table full (max_members, max_guilds or its heap)")        \
     X(ECORRUPT, -3002, "segment is corrupt or is not a guildtab table")        \
     X(EINCOMPAT, -3003, "segment made by an incompatible guildtab build")      \
@@ -115,6 +116,10 @@ typedef struct gt_options {
     uint32_t read_timeout_ms; /* how long a read of this handle waits for a
                                  record a writer holds mid-write before it
                                  returns GT_EBUSY; 0: 2000 */
+    uint32_t stall_timeout_ms; /* table-wide, set at creation: a scan that
+                                  has run this long may be stopped with
+                                  GT_ESTALE when writers need the memory it
+                                  holds; 0: 10000 */
 } gt_options;
 
 /*
@@ -311,8 +316,11 @@ GT_API int gt_info(gt_table *t, gt_table_stat *out);
  * Scans whose filter requires GT_ACTIVE read only the guild's fanout set.
  * Callbacks return 0 to go on; any other value stops the scan and is
  * returned by the scan function (use positive values to tell them apart from
- * GT_E* codes). Callbacks may call read functions on the table; they should
- * be quick, since memory retired during a scan is freed after it ends.
+ * GT_E* codes). Callbacks may call read functions on the table. A scan holds
+ * on to the storage it started on, so memory the guild replaces meanwhile is
+ * freed only when the scan ends; a scan that runs longer than the table's
+ * stall_timeout_ms while writers need that memory is stopped: it returns
+ * GT_ESTALE (what it delivered until then was correct; start it again).
  */
 typedef struct gt_filter {
     uint32_t flags_set;
@@ -330,7 +338,8 @@ typedef int (*gt_select_fn)(void *ctx, const gt_member *m,
  * payload passed to fn points to payload_size bytes (valid during the call).
  * Errors: GT_EINVAL (t or fn NULL, part >= nparts), GT_ENOENT (no such
  *   guild), GT_EBUSY (a record stayed mid-write beyond the retry bound; some
- *   members may have been delivered), GT_EFULL (no thread slot).
+ *   members may have been delivered), GT_ESTALE (stopped after stalling, see
+ *   above), GT_EFULL (no thread slot).
  * Concurrency: any thread, lock-free, concurrently with writers.
  */
 GT_API int gt_select(gt_table *t, uint64_t guild_id, const gt_filter *f,
@@ -366,8 +375,8 @@ typedef struct gt_cursor {
  *   or NULL. *n receives the number returned; 0 means the end was reached.
  * f: filter applied to each page (NULL: all).
  * Errors: GT_EINVAL (t, cursor, out or n NULL, max 0, cursor not started by
- *   gt_iter_first), GT_ENOENT (no such guild), GT_EBUSY, GT_EFULL (no thread
- *   slot), GT_ENOMEM. After an error the cursor is still valid: calling
+ *   gt_iter_first), GT_ENOENT (no such guild), GT_EBUSY, GT_ESTALE, GT_EFULL
+ *   (no thread slot), GT_ENOMEM. After an error the cursor is still valid: calling
  *   gt_iter_next again resumes where the last successful page ended.
  * Concurrency: any thread, lock-free; pages may be fetched by different
  *   processes.

@@ -31,10 +31,9 @@
  */
 #include "internal.h"
 
-#define chunk_at gt_chunk_at
-static uint64_t *nonfull_words(struct gt_act *a) {
-    return (uint64_t *)((uint8_t *)a + a->nonfull_rel);
-}
+/* Writers: the set is live and locked, so its own nchunks is trusted. */
+#define chunk_at(a, c) gt_chunk_at((a), (a)->nchunks, (c))
+#define nonfull_words gt_act_nonfull
 
 /* A new, empty set with room for nchunks chunks, not yet published. */
 static int act_make(struct gt_wr *w, uint32_t nchunks, struct gt_act **out,
@@ -50,8 +49,6 @@ static int act_make(struct gt_wr *w, uint32_t nchunks, struct gt_act **out,
     a->guild_id = LOAD(&w->g->id, relaxed);
     a->nchunks = nchunks;
     a->bytes = bytes;
-    a->nonfull_rel = sizeof *a;
-    a->chunks_rel = sizeof *a + gt_align_up((nchunks + 7) / 8, GT_LINE);
     uint64_t *nf = nonfull_words(a);
     for (uint32_t c = 0; c < nchunks; c += 64) {
         uint32_t k = nchunks - c < 64 ? nchunks - c : 64;
@@ -265,7 +262,8 @@ int gt__act_build(struct gt_wr *w, const struct gt_act *old,
             STORE(&nc->e[k].slot, s - 1, relaxed);
             STORE(&nc->occ, LOAD(&nc->occ, relaxed) | (1ull << k), relaxed);
             nc->n++;
-            STORE(&gt_rec_at(nst, s - 1)->meta, GT_REC_LIVE | (j + 1), relaxed);
+            STORE(&gt_rec_at(w->t, nst, nst->cap, s - 1)->meta,
+                  GT_REC_LIVE | (j + 1), relaxed);
             j++;
         }
     }

@@ -257,7 +257,7 @@ static uint32_t units_of(uint64_t bytes) {
 }
 
 static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
-                      uint64_t *off) {
+                      uint64_t *off, bool evict) {
     uint32_t order = order_for(bytes);
     if (order > t->seg->g.top_order)
         return GT_EFULL;
@@ -267,7 +267,7 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
     uint64_t h;
     r = alloc_locked(t, order, &h);
     if (r == GT_EFULL) {
-        gt__reclaim_locked(t, 16);
+        gt__reclaim_locked(t, 16, evict);
         r = alloc_locked(t, order, &h);
     }
     struct gt_seg *s = t->seg;
@@ -301,15 +301,16 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
 }
 
 /* A full heap may only be waiting for scans to finish with retired blocks:
- * the write then waits for them (reclaiming as they unpin), at most this
- * long, before it reports GT_EFULL. */
+ * the write then waits for them (reclaiming as they unpin, and evicting
+ * scans pinned longer than the table's stall_ms), at most this long, before
+ * it reports GT_EFULL. */
 #define ALLOC_WAIT_NS (1000ull * 1000 * 1000)
 
 int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
               uint64_t *off) {
-    int r = alloc_once(t, owner, bytes, off);
+    int r = alloc_once(t, owner, bytes, off, false);
     if (r == GT_EFULL && gt__sweep(t, false) > 0)
-        r = alloc_once(t, owner, bytes, off); /* a dead writer held memory */
+        r = alloc_once(t, owner, bytes, off, false); /* a dead writer's */
     uint64_t start = 0;
     while (r == GT_EFULL && LOAD(&t->seg->retired_n, relaxed) != 0) {
         uint64_t now = gt__now_ns();
@@ -319,7 +320,7 @@ int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
             break;
         struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
-        r = alloc_once(t, owner, bytes, off);
+        r = alloc_once(t, owner, bytes, off, true); /* stalled scans go */
     }
     return r;
 }
@@ -359,12 +360,13 @@ int gt__retire_locked(gt_table *t, uint64_t off, uint32_t order,
             atomic_fetch_add_explicit(&s->epoch, 1, memory_order_seq_cst);
             return 0;
         }
-        gt__reclaim_locked(t, 4);
+        /* full: readers stalled past stall_ms lose their pins */
+        gt__reclaim_locked(t, 4, true);
     }
     return GT_EBUSY; /* every entry waits for a reader: caller retries */
 }
 
-void gt__reclaim_locked(gt_table *t, uint32_t max) {
+void gt__reclaim_locked(gt_table *t, uint32_t max, bool evict) {
     struct gt_seg *s = t->seg;
     if (LOAD(&s->retired_n, relaxed) == 0)
         return;
@@ -375,7 +377,8 @@ void gt__reclaim_locked(gt_table *t, uint32_t max) {
     for (uint32_t i = 0; i < s->g.retire_cap; i++)
         if (rl[i].off && rl[i].epoch < oldest)
             oldest = rl[i].epoch;
-    uint64_t min = gt__min_epoch(t, oldest);
+    uint64_t now = gt__now_ns(), stall = (uint64_t)s->g.stall_ms * 1000000ull;
+    uint64_t min = gt__min_epoch(t, oldest, evict && now > stall ? now - stall : 0);
     struct gt_log *gl = gt__glog(t);
     for (uint32_t i = 0; i < s->g.retire_cap && max; i++) {
         if (!rl[i].off || rl[i].epoch >= min)

@@ -17,6 +17,7 @@ _Static_assert(GT_ENOMEM == -ENOMEM, "GT_ENOMEM");
 _Static_assert(GT_EACCES == -EACCES, "GT_EACCES");
 _Static_assert(GT_EBUSY == -EBUSY, "GT_EBUSY");
 _Static_assert(GT_EROFS == -EROFS, "GT_EROFS");
+_Static_assert(GT_ESTALE == -ESTALE, "GT_ESTALE");
 
 GT_API const char *gt_strerror(int err) {
     switch (err) {

@@ -83,7 +83,6 @@ bool gt__store_full(uint64_t members, uint64_t tombs, uint32_t cap) {
 
 uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
                         uint64_t user_id, uint64_t h) {
-    (void)t;
     uint64_t pos = gt_fastrange(h, cap), g = pos & ~7ull;
     uint64_t tagw = LSB * (h & 0x7f);
     uint64_t mask = MSB & (~0ull << ((pos & 7) * 8));
@@ -92,7 +91,7 @@ uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
         uint64_t m = match_tag(w, tagw) & mask;
         while (m) {
             uint64_t i = g + ((uint64_t)__builtin_ctzll(m) >> 3);
-            const struct gt_rec *r = gt_rec_at(st, i);
+            const struct gt_rec *r = gt_rec_at(t, st, cap, i);
             if (LOAD(&r->w[0], relaxed) == user_id)
                 return i;
             m &= m - 1;
@@ -201,8 +200,6 @@ int gt__store_make(struct gt_wr *w, uint64_t members, uint64_t *off,
     st->magic = GT_STORE_MAGIC;
     st->guild_id = LOAD(&w->g->id, relaxed);
     st->cap = c;
-    st->stride = t->seg->g.stride;
-    st->rec_rel = sizeof *st + gt_align_up(c, GT_LINE);
     st->bytes = bytes;
     memset(gt_ctrl(st), GT_CTRL_EMPTY, c);
     *cap = c;
@@ -243,7 +240,7 @@ int gt__store_rebuild(struct gt_wr *w, uint64_t members) {
         for (uint64_t i = 0; i < old_cap; i++) {
             if (LOAD(&ctrl[i], relaxed) & 0x80u)
                 continue;
-            const struct gt_rec *or = gt_rec_at(ost, i);
+            const struct gt_rec *or = gt_rec_at(t, ost, old_cap, i);
             uint32_t meta = LOAD(&or->meta, relaxed);
             if (!(meta & GT_REC_LIVE))
                 continue;
@@ -254,7 +251,7 @@ int gt__store_rebuild(struct gt_wr *w, uint64_t members) {
                 free(map);
                 return GT_ECORRUPT;
             }
-            struct gt_rec *nr = gt_rec_at(nst, j);
+            struct gt_rec *nr = gt_rec_at(t, nst, cap, j);
             memcpy((void *)nr, (const void *)or, stride);
             STORE(&nr->seq, 0, relaxed);
             uint32_t ai = meta & ~GT_REC_LIVE;

@@ -207,7 +207,7 @@ struct gt_geom {
     uint64_t meta_off, heap_off, heap_size, glog_off;
     uint64_t created_ns;
     uint32_t mode;
-    uint32_t pad;
+    uint32_t stall_ms; /* scans pinned longer may be evicted (GT_ESTALE) */
     uint64_t checksum; /* XXH3 of everything above */
 };
 
@@ -232,14 +232,17 @@ struct gt_seg {
 /* ---- storage: one guild's members (index.c) ------------------------------
  * Block: [struct gt_store][ctrl: cap bytes][records: cap * stride]. */
 #define GT_STORE_MAGIC 0x65726f7473746704ull
+/* Readers never take a block's shape from the block itself (it may have been
+ * freed and reused under a stale reader): record and control addresses come
+ * from the view's capacity and the table's stride (gt_rec_at). The header is
+ * for writers, checks and tools. */
 struct gt_store {
     uint64_t magic;
     uint64_t guild_id;
     uint32_t cap;
-    uint32_t stride;
-    uint64_t rec_rel; /* offset of record 0 from the block start */
-    uint64_t bytes;   /* bytes of the block in use */
-    uint8_t pad[GT_LINE - 40];
+    uint32_t pad0;
+    uint64_t bytes; /* bytes of the block in use */
+    uint8_t pad[GT_LINE - 32];
 };
 _Static_assert(sizeof(struct gt_store) == GT_LINE, "store header size");
 
@@ -274,6 +277,8 @@ struct gt_chunk {
     uint8_t pad[GT_LINE - 16];
     struct gt_aent e[GT_CHUNK_ENTRIES];
 };
+/* Block: [struct gt_act][nonfull bitmap][chunks], positions derived from
+ * nchunks (gt_chunk_at), which a reader reads once and bounds-checks. */
 struct gt_act {
     uint64_t magic;
     uint64_t guild_id;
@@ -282,9 +287,7 @@ struct gt_act {
     uint32_t live;    /* entries (writer only) */
     uint32_t pad;
     uint64_t bytes;
-    uint64_t nonfull_rel; /* bitmap: chunk has a free entry */
-    uint64_t chunks_rel;
-    uint8_t pad2[GT_LINE - 56];
+    uint8_t pad2[GT_LINE - 40];
 };
 _Static_assert(sizeof(struct gt_aent) == 32, "fanout entry size");
 _Static_assert(sizeof(struct gt_chunk) == GT_LINE + 64 * 32, "chunk size");
@@ -300,6 +303,7 @@ struct gt_table {
     uint32_t flags;    /* GT_RDONLY */
     uint64_t id;       /* process-unique handle id */
     uint64_t seed;     /* hash seed of the table */
+    uint32_t stride;   /* bytes per record (from the validated geometry) */
     uint64_t read_timeout_ns;
     char *path;
     char *name;
@@ -384,7 +388,18 @@ int gt__register(gt_table *t) GT_INTERNAL;
 int gt__slot(gt_table *t, uint32_t *idx) GT_INTERNAL;
 int gt__pin(gt_table *t, uint32_t *slot) GT_INTERNAL;
 void gt__unpin(gt_table *t, uint32_t slot) GT_INTERNAL;
-uint64_t gt__min_epoch(gt_table *t, uint64_t below) GT_INTERNAL;
+uint64_t gt__min_epoch(gt_table *t, uint64_t below, uint64_t evict_before)
+    GT_INTERNAL;
+bool gt__pid_running(uint32_t pid) GT_INTERNAL;
+/* Whether the scan pinned in slot still holds its pin (a stalled scan may be
+ * evicted, see alloc.c); call after copying data, before delivering it. */
+static inline bool gt_pin_held(const gt_table *t, uint32_t slot) {
+    /* pairs with the fence an evicting writer issues after clearing the pin
+     * and before reusing memory: if what we copied came from reused memory,
+     * we see the pin cleared */
+    atomic_thread_fence(memory_order_acquire);
+    return LOAD(&gt_slot_at(t, slot)->epoch, relaxed) != 0;
+}
 void gt__slots_release(gt_table *t) GT_INTERNAL;
 uint32_t gt__slots_used(gt_table *t) GT_INTERNAL;
 bool gt__pid_alive(uint32_t pid) GT_INTERNAL;
@@ -437,7 +452,7 @@ int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
 void gt__free_locked(gt_table *t, uint64_t off, uint32_t order,
                      uint32_t units) GT_INTERNAL;
 int gt__commit(gt_table *t, uint64_t off, uint64_t len) GT_INTERNAL;
-void gt__reclaim_locked(gt_table *t, uint32_t max) GT_INTERNAL;
+void gt__reclaim_locked(gt_table *t, uint32_t max, bool evict) GT_INTERNAL;
 int gt__retire_locked(gt_table *t, uint64_t off, uint32_t order,
                       uint32_t units) GT_INTERNAL;
 uint32_t gt__block_order(gt_table *t, uint64_t off) GT_INTERNAL;
@@ -490,8 +505,12 @@ int gt__view_publish(struct gt_wr *w, uint64_t store_off, uint32_t cap,
                      uint64_t act_off) GT_INTERNAL;
 
 /* ---- index.c: storage ---------------------------------------------------- */
-static inline struct gt_rec *gt_rec_at(const struct gt_store *st, uint64_t i) {
-    return (struct gt_rec *)((uint8_t *)st + st->rec_rel + i * st->stride);
+/* Record i of a storage block of cap slots: from trusted values only. */
+static inline struct gt_rec *gt_rec_at(const gt_table *t,
+                                       const struct gt_store *st, uint64_t cap,
+                                       uint64_t i) {
+    return (struct gt_rec *)((uint8_t *)st + sizeof(struct gt_store) +
+                             gt_align_up(cap, GT_LINE) + i * t->stride);
 }
 static inline a8 *gt_ctrl(const struct gt_store *st) {
     return (a8 *)((uint8_t *)st + sizeof(struct gt_store));
@@ -525,9 +544,14 @@ int gt__act_build(struct gt_wr *w, const struct gt_act *old,
                   struct gt_store *nst, const uint32_t *slot_map,
                   uint64_t *off) GT_INTERNAL;
 bool gt__act_sparse(const struct gt_act *a) GT_INTERNAL;
+static inline uint64_t *gt_act_nonfull(const struct gt_act *a) {
+    return (uint64_t *)((uint8_t *)a + sizeof(struct gt_act));
+}
+/* Chunk c of a fanout set of nchunks chunks. */
 static inline struct gt_chunk *gt_chunk_at(const struct gt_act *a,
-                                           uint32_t c) {
-    return (struct gt_chunk *)((uint8_t *)a + a->chunks_rel +
+                                           uint32_t nchunks, uint32_t c) {
+    return (struct gt_chunk *)((uint8_t *)a + sizeof(struct gt_act) +
+                               gt_align_up((nchunks + 7) / 8, GT_LINE) +
                                (uint64_t)c * sizeof(struct gt_chunk));
 }
 
@@ -565,6 +589,7 @@ typedef int (*gt_visit_fn)(void *ctx, const struct gt_hit *h, size_t n);
 struct gt_scan {
     struct gt_filt filt;
     uint32_t part, nparts;
+    uint32_t slot;     /* the pinned slot (set by gt__scan) */
     bool need_member;  /* visit needs m (reads records on the fanout set) */
     bool want_payload; /* visit needs the payload */
     gt_visit_fn fn;

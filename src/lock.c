@@ -235,7 +235,7 @@ static int run_actions(gt_table *t, struct gt_log *log, bool commit) {
         }
     }
     if (commit)
-        gt__reclaim_locked(t, 4);
+        gt__reclaim_locked(t, 4, false);
     return gt__gunlock(t);
 }
 

@@ -123,7 +123,7 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
         return GT_ECORRUPT;
     a8 *ctrl = &gt_ctrl(v->st)[slot];
     uint8_t old = LOAD(ctrl, relaxed);
-    struct gt_rec *rec = gt_rec_at(v->st, slot);
+    struct gt_rec *rec = gt_rec_at(w->t, v->st, v->cap, slot);
     if (old == GT_CTRL_EMPTY) /* never written in this block: make it even */
         STORE(&rec->seq, LOAD(&rec->seq, relaxed) & ~1u, relaxed);
     uint32_t idx = 0;
@@ -146,7 +146,7 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
 
 static int put_replace(struct gt_wr *w, struct gt_view *v, uint64_t slot,
                        const gt_member *m, const void *payload) {
-    struct gt_rec *rec = gt_rec_at(v->st, slot);
+    struct gt_rec *rec = gt_rec_at(w->t, v->st, v->cap, slot);
     uint64_t ow[8];
     read_words(rec, ow);
     uint32_t oldf = (uint32_t)(ow[7] >> 32);
@@ -245,7 +245,7 @@ static int update(gt_table *t, uint64_t gid, uint64_t uid, enum upd kind,
     int r = locate(t, gid, uid, &w, &v, &slot);
     if (r)
         return r;
-    struct gt_rec *rec = gt_rec_at(v.st, slot);
+    struct gt_rec *rec = gt_rec_at(t, v.st, v.cap, slot);
     uint64_t ow[8], nw[8];
     read_words(rec, ow);
     memcpy(nw, ow, sizeof nw);
@@ -315,7 +315,7 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
     if (r)
         return r;
     struct gt_guild *g = w.g;
-    struct gt_rec *rec = gt_rec_at(v.st, slot);
+    struct gt_rec *rec = gt_rec_at(t, v.st, v.cap, slot);
     uint64_t ow[8];
     read_words(rec, ow);
     uint32_t oldf = (uint32_t)(ow[7] >> 32);
@@ -468,7 +468,7 @@ static int lookup(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
             uint64_t x = w ^ tagw, m = ((x - LSB) & ~x & MSB) & mask;
             while (m) {
                 uint64_t i = grp + ((uint64_t)__builtin_ctzll(m) >> 3);
-                found = rec_get(t, g, gt_rec_at(st, i), uid, out, payload);
+                found = rec_get(t, g, gt_rec_at(t, st, cap, i), uid, out, payload);
                 if (found)
                     goto probed;
                 m &= m - 1;

@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -120,6 +121,24 @@ bool gt__pid_alive(uint32_t pid) {
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+/* Alive and not a zombie: a process that died but was not reaped yet still
+ * answers kill(pid, 0). Reads /proc, so only for slow paths (reclamation,
+ * sweeps), where a zombie's pin must not hold memory until it is reaped. */
+bool gt__pid_running(uint32_t pid) {
+    if (!gt__pid_alive(pid))
+        return false;
+    char path[32], buf[256];
+    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return true; /* no /proc: trust kill() */
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
 /* Finish what dead processes left: recover the guild write a dead thread
  * was in the middle of (its log), and free its slot (with all, also the
  * idle slots of dead processes). Never waits for a lock a
@@ -140,7 +159,7 @@ int gt__sweep(gt_table *t, bool all) {
         /* !all: only slots with a write in flight (cheap: no syscall for
          * the idle ones); all: also free idle slots of dead processes */
         if (pid == 0 || (!all && LOAD(&s->log.n, relaxed) == 0) ||
-            gt__pid_alive(pid))
+            gt__pid_running(pid))
             continue;
         if (!settled) {
             if (gt__glock(t))
@@ -248,10 +267,12 @@ void gt__unpin(gt_table *t, uint32_t slot) {
     STORE(&gt_slot_at(t, slot)->epoch, 0, release);
 }
 
-/* The smallest epoch a live reader is pinned at (UINT64_MAX: none). Pins
- * of dead processes do not count; liveness is checked (a syscall) only for
- * pins at or below `below`, the ones that hold something back. */
-uint64_t gt__min_epoch(gt_table *t, uint64_t below) {
+/* The smallest epoch a live reader is pinned at (UINT64_MAX: none). Only
+ * pins at or below `below` hold something back; for those, pins of dead
+ * processes are dropped, and pins taken before evict_before (monotonic ns;
+ * 0: never) are evicted: their scan stops with GT_ESTALE at its next check
+ * (gt_pin_held), and they no longer hold memory. */
+uint64_t gt__min_epoch(gt_table *t, uint64_t below, uint64_t evict_before) {
     uint64_t min = UINT64_MAX;
     uint32_t n = t->seg->g.max_slots;
     for (uint32_t i = 0; i < n; i++) {
@@ -259,12 +280,24 @@ uint64_t gt__min_epoch(gt_table *t, uint64_t below) {
         uint64_t e = LOAD(&s->epoch, acquire);
         if (e == 0 || e >= min)
             continue;
-        if (e <= below && !gt__pid_alive(LOAD(&s->pid, relaxed))) {
-            STORE(&s->epoch, 0, relaxed); /* a dead reader's pin */
-            continue;
+        if (e <= below) {
+            bool dead = !gt__pid_running(LOAD(&s->pid, relaxed));
+            bool stalled = LOAD(&s->pin_ns, relaxed) < evict_before;
+            if (dead || stalled) {
+                uint64_t expect = e;
+                /* a pin that moved on meanwhile is left alone */
+                if (atomic_compare_exchange_strong(&s->epoch, &expect, 0))
+                    continue;
+                e = expect;
+                if (e == 0)
+                    continue;
+            }
         }
         min = e;
     }
+    /* pairs with gt_pin_held: a scan we evicted sees its pin gone before
+     * it can deliver anything read from memory freed after this point */
+    atomic_thread_fence(memory_order_seq_cst);
     return min;
 }
 

@@ -101,7 +101,7 @@ static int visit_record(gt_table *t, struct gt_view *v, uint64_t slot,
                         uint64_t want_uid) {
     gt_member m;
     uint32_t meta;
-    int r = gt__rec_read(t, v->g, gt_rec_at(v->st, slot),
+    int r = gt__rec_read(t, v->g, gt_rec_at(t, v->st, v->cap, slot),
                          sc->want_payload ? t->seg->g.payload_size : 0, &m,
                          pbuf, &meta);
     if (r <= 0)
@@ -114,6 +114,8 @@ static int visit_record(gt_table *t, struct gt_view *v, uint64_t slot,
     if (sc->nparts > 1 &&
         gt_partition(gt_hash(t, m.user_id), sc->nparts) != sc->part)
         return 0;
+    if (!gt_pin_held(t, sc->slot))
+        return GT_ESTALE; /* evicted: what we copied may be reused memory */
     struct gt_hit hit = {&m, pbuf, m.user_id, m.session_id, m.worker,
                          m.flags};
     return sc->fn(sc->ctx, &hit, 1);
@@ -151,14 +153,16 @@ static int scan_store(gt_table *t, struct gt_view *v, const struct gt_scan *sc,
 static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                     const struct gt_scan *sc, uint64_t *pbuf) {
     const struct gt_act *a = v->act;
-    uint32_t hw = LOAD(&a->hw, acquire);
+    /* the set's shape is read once and checked; later reads of a reused
+     * block cannot send us outside it */
+    uint32_t hw = LOAD(&a->hw, acquire), nchunks = a->nchunks;
     const struct gt_geom *geo = &t->seg->g;
-    if (a->magic != GT_ACT_MAGIC || hw > a->nchunks ||
-        gt__act_bytes(a->nchunks) > geo->file_size - gt_off(t, a))
+    if (a->magic != GT_ACT_MAGIC || hw > nchunks ||
+        gt__act_bytes(nchunks) > geo->file_size - gt_off(t, a))
         return GT_ECORRUPT;
     bool record = sc->need_member || sc->filt.roles;
     for (uint32_t c = 0; c < hw; c++) {
-        const struct gt_chunk *ch = gt_chunk_at(a, c);
+        const struct gt_chunk *ch = gt_chunk_at(a, nchunks, c);
         struct gt_hit hit[GT_CHUNK_ENTRIES];
         uint32_t act32[GT_CHUNK_ENTRIES], slot[GT_CHUNK_ENTRIES], n;
         struct gt_wait wt = GT_WAIT_INIT;
@@ -213,6 +217,8 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
             k++;
         }
         if (k) {
+            if (!gt_pin_held(t, sc->slot))
+                return GT_ESTALE;
             int r = sc->fn(sc->ctx, hit, k);
             if (r)
                 return r;
@@ -228,8 +234,8 @@ int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) {
     if (!g)
         return GT_ENOENT;
     gt__check_writer(t, g);
-    uint32_t slot;
-    int r = gt__pin(t, &slot);
+    struct gt_scan s = *sc;
+    int r = gt__pin(t, &s.slot);
     if (r)
         return r;
     uint64_t pbuf[GT_PAYLOAD_MAX / 8];
@@ -239,12 +245,16 @@ int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) {
         /* act_seq read after the view: an entry in the view activated before
          * this moment is visited; pairs with the release store in act_add */
         uint64_t act_seq = LOAD(&g->act_seq, acquire);
-        if (sc->filt.set & GT_ACTIVE)
-            r = v.act ? scan_act(t, &v, act_seq, sc, pbuf) : 0;
+        if (s.filt.set & GT_ACTIVE)
+            r = v.act ? scan_act(t, &v, act_seq, &s, pbuf) : 0;
         else
-            r = v.st ? scan_store(t, &v, sc, pbuf) : 0;
+            r = v.st ? scan_store(t, &v, &s, pbuf) : 0;
+        /* an evicted scan may have skipped slots it read as empty from
+         * memory already reused: it must not end as if complete */
+        if (r == 0 && !gt_pin_held(t, s.slot))
+            r = GT_ESTALE;
     }
-    gt__unpin(t, slot);
+    gt__unpin(t, s.slot);
     return r;
 }
 
@@ -336,9 +346,9 @@ static bool after(const gt_cursor *c, uint64_t h, uint64_t uid) {
  * max are collected and an EMPTY slot E is reached. Then every member whose
  * hash lies between the cursor and the first hash homed at E has been seen,
  * so the smallest max of them, in (hash, user_id) order, form the page. */
-static int iter_page(gt_table *t, struct gt_view *v, gt_cursor *c,
-                     const struct gt_filt *ft, gt_member *out, void *payloads,
-                     size_t max, size_t *n) {
+static int iter_page(gt_table *t, struct gt_view *v, uint32_t pin,
+                     gt_cursor *c, const struct gt_filt *ft, gt_member *out,
+                     void *payloads, size_t max, size_t *n) {
     uint64_t cap = v->cap;
     uint32_t ps = t->seg->g.payload_size;
     size_t ncand = 0, room = 0;
@@ -363,7 +373,7 @@ static int iter_page(gt_table *t, struct gt_view *v, gt_cursor *c,
             atomic_thread_fence(memory_order_acquire);
             gt_member m;
             uint32_t meta;
-            int r = gt__rec_read(t, v->g, gt_rec_at(v->st, i),
+            int r = gt__rec_read(t, v->g, gt_rec_at(t, v->st, cap, i),
                                  payloads ? ps : 0, &m, pbuf, &meta);
             if (r < 0)
                 return r;
@@ -390,7 +400,10 @@ static int iter_page(gt_table *t, struct gt_view *v, gt_cursor *c,
             ncand++;
         }
         bool wrapped = k >= cap;
-        qsort(cs, ncand, sizeof *cs, cand_cmp);
+        if (!gt_pin_held(t, pin))
+            return GT_ESTALE; /* the cursor is unchanged: retry the page */
+        if (ncand)
+            qsort(cs, ncand, sizeof *cs, cand_cmp);
         size_t take = ncand < max ? ncand : max;
         for (size_t i = 0; i < take; i++) {
             out[i] = cs[i].m;
@@ -438,7 +451,7 @@ static int iter(gt_table *t, gt_cursor *c, const gt_filter *f, gt_member *out,
     r = gt__view_read(t, g, c->guild_id, &v);
     if (r == 0) {
         if (v.st)
-            r = iter_page(t, &v, c, &ft, out, payloads, max, n);
+            r = iter_page(t, &v, slot, c, &ft, out, payloads, max, n);
         else
             c->state |= CUR_DONE;
     }

@@ -31,6 +31,7 @@
 #define DEFAULT_MAX_MEMBERS (1ull << 20)
 #define DEFAULT_MAX_GUILDS 4096u
 #define DEFAULT_MAX_SLOTS 256u
+#define DEFAULT_STALL_MS 10000u
 #define LIMIT_MAX_MEMBERS (1ull << 30)
 #define LIMIT_MAX_GUILDS (1u << 24)
 #define LIMIT_MAX_SLOTS 65536u
@@ -74,7 +75,7 @@ uint64_t gt__act_bytes(uint32_t nchunks) {
 
 struct params {
     uint64_t max_members;
-    uint32_t max_guilds, max_slots, payload_size;
+    uint32_t max_guilds, max_slots, payload_size, stall_ms;
 };
 
 /* The whole geometry from the parameters. Pure: same input, same output. */
@@ -189,14 +190,15 @@ static int validate(const struct gt_geom *g, uint64_t fsize) {
         g->payload_size > GT_PAYLOAD_MAX)
         return GT_ECORRUPT;
     struct params p = {g->max_members, g->max_guilds, g->max_slots,
-                       g->payload_size};
+                       g->payload_size, 0};
     struct gt_geom want;
     layout(&p, &want);
     want.seed = g->seed;
     want.created_ns = g->created_ns;
     want.mode = g->mode;
+    want.stall_ms = g->stall_ms;
     want.checksum = geom_checksum(&want);
-    if (memcmp(&want, g, sizeof want) != 0)
+    if (memcmp(&want, g, sizeof want) != 0 || g->stall_ms == 0)
         return GT_ECORRUPT;
     if (g->file_size != fsize)
         return GT_ECORRUPT;
@@ -211,6 +213,7 @@ static int map(gt_table *t, uint64_t size) {
     t->size = size;
     t->seg = p;
     t->seed = t->seg->g.seed;
+    t->stride = t->seg->g.stride;
     return 0;
 }
 
@@ -237,13 +240,15 @@ static void init_log(struct gt_log *l, uint32_t ents, uint32_t data) {
 }
 
 /* Build a new table in the open, empty file t->fd. */
-static int build(gt_table *t, const struct params *p, uint32_t mode) {
+static int build(gt_table *t, const struct params *p, uint32_t mode,
+                 uint32_t stall_ms) {
     struct gt_geom g;
     layout(p, &g);
     if (getrandom(&g.seed, sizeof g.seed, 0) != sizeof g.seed)
         g.seed = gt__now_ns() ^ ((uint64_t)getpid() << 32);
     g.created_ns = (uint64_t)time(NULL) * 1000000000ull;
     g.mode = mode;
+    g.stall_ms = stall_ms;
     g.checksum = geom_checksum(&g);
     if (ftruncate(t->fd, (off_t)g.file_size) != 0)
         return errno_code(errno);
@@ -254,7 +259,8 @@ static int build(gt_table *t, const struct params *p, uint32_t mode) {
         return r;
     struct gt_seg *s = t->seg;
     s->g = g;
-    t->seed = g.seed; /* map() read it before the header was written */
+    t->seed = g.seed; /* map() read these before the header was written */
+    t->stride = g.stride;
     a64 *bits = gt_at(t, g.commit_off);
     for (uint64_t pg = 0; pg < g.guilds_off / GT_PAGE; pg++)
         bits[pg >> 6] |= 1ull << (pg & 63);
@@ -282,7 +288,8 @@ static int attach(gt_table *t, const struct params *want, uint32_t flags) {
     if ((want->max_members && want->max_members != g.max_members) ||
         (want->max_guilds && want->max_guilds != g.max_guilds) ||
         (want->max_slots && want->max_slots != g.max_slots) ||
-        (want->payload_size && want->payload_size != g.payload_size))
+        (want->payload_size && want->payload_size != g.payload_size) ||
+        (want->stall_ms && want->stall_ms != g.stall_ms))
         return GT_EMISMATCH;
     (void)flags;
     return map(t, g.file_size);
@@ -312,7 +319,7 @@ GT_API int gt_open(const char *name, const gt_options *opts,
         (o.mode & ~07777u))
         return GT_EINVAL;
     struct params want = {o.max_members, o.max_guilds, o.max_slots,
-                          o.payload_size};
+                          o.payload_size, o.stall_timeout_ms};
     gt_table *t = calloc(1, sizeof *t);
     if (!t)
         return GT_ENOMEM;
@@ -361,10 +368,12 @@ GT_API int gt_open(const char *name, const gt_options *opts,
         o.max_guilds ? o.max_guilds : DEFAULT_MAX_GUILDS,
         o.max_slots ? o.max_slots : DEFAULT_MAX_SLOTS,
         o.payload_size,
+        0,
     };
     r = fchmod(t->fd, mode) == 0 ? 0 : errno_code(errno);
     if (r == 0)
-        r = build(t, &p, mode);
+        r = build(t, &p, mode, o.stall_timeout_ms ? o.stall_timeout_ms
+                                                   : DEFAULT_STALL_MS);
     if (r == 0 && link(tmp, t->path) != 0) {
         r = errno_code(errno);
         if (r == GT_EEXIST && !(o.flags & GT_EXCL)) {
@@ -432,7 +441,7 @@ GT_API int gt_info(gt_table *t, gt_table_stat *out) {
     /* free what readers have moved past, a bounded batch per section */
     while (LOAD(&s->retired_n, relaxed) && gt__glock(t) == 0) {
         uint64_t before = LOAD(&s->retired_n, relaxed);
-        gt__reclaim_locked(t, 16);
+        gt__reclaim_locked(t, 16, false);
         gt__gunlock(t);
         if (LOAD(&s->retired_n, relaxed) == before)
             break;

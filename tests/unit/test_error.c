@@ -29,10 +29,11 @@ static const struct code codes[] = {
 #define NCODES (sizeof codes / sizeof codes[0])
 
 Test(error, map_is_complete) {
-    /* the twelve documented codes, each in the map exactly once */
+    /* the thirteen documented codes, each in the map exactly once */
     static const int documented[] = {
-        GT_EINVAL, GT_ENOENT, GT_EEXIST, GT_ENOSPC,   GT_ENOMEM,    GT_EACCES,
-        GT_EBUSY,  GT_EROFS,  GT_EFULL,  GT_ECORRUPT, GT_EINCOMPAT, GT_EMISMATCH,
+        GT_EINVAL, GT_ENOENT,   GT_EEXIST,    GT_ENOSPC,    GT_ENOMEM,
+        GT_EACCES, GT_EBUSY,    GT_EROFS,     GT_ESTALE,    GT_EFULL,
+        GT_ECORRUPT, GT_EINCOMPAT, GT_EMISMATCH,
     };
     cr_assert_eq(NCODES, sizeof documented / sizeof documented[0]);
     for (size_t i = 0; i < NCODES; i++) {
@@ -52,6 +53,7 @@ Test(error, codes_are_negative_errno_where_documented) {
     cr_expect_eq(GT_EACCES, -EACCES);
     cr_expect_eq(GT_EBUSY, -EBUSY);
     cr_expect_eq(GT_EROFS, -EROFS);
+    cr_expect_eq(GT_ESTALE, -ESTALE);
     for (size_t i = 0; i < NCODES; i++)
         cr_expect_lt(codes[i].value, 0, "%s is not negative", codes[i].name);
     /* the library's own codes collide with no errno a system call returns */

@@ -319,7 +319,7 @@ Test(member, stalled_writer_gives_ebusy) {
     uint64_t slot = gt__store_find(r, st, LOAD(&g->cap, relaxed), 1,
                                    gt_hash(r, 1));
     cr_assert_neq(slot, GT_NOT_FOUND);
-    struct gt_rec *rec = gt_rec_at(st, slot);
+    struct gt_rec *rec = gt_rec_at(r, st, LOAD(&g->cap, relaxed), slot);
     STORE(&rec->seq, LOAD(&rec->seq, relaxed) + 1, relaxed);
     STORE(&g->writer_pid, gt__pid(), relaxed); /* a live "writer" */
     uint64_t t0 = gt__now_ns();

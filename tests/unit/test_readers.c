@@ -4,6 +4,8 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -172,6 +174,77 @@ Test(readers, dead_reader_releases_retired_memory) {
     gt_guild_stat gs;
     cr_assert_eq(gt_guild_info(t, 1, &gs), 0);
     cr_assert_eq(st.bytes_used, gs.bytes_used);
+    close(pfd[0]);
+    close(pfd[1]);
+    tc_drop(t, name);
+}
+
+struct stall {
+    const char *name;
+    int fd;
+};
+static int stall_once(void *ctx, const gt_member *m, const void *p) {
+    (void)m, (void)p;
+    struct stall *s = ctx;
+    if (s->fd >= 0) {
+        if (write(s->fd, "x", 1) != 1)
+            _exit(5);
+        s->fd = -1;
+        struct timespec d = {2, 0}; /* stalls far past stall_timeout_ms */
+        nanosleep(&d, NULL);
+    }
+    return 0;
+}
+static int stalled_scanner(void *arg) {
+    struct stall *s = arg;
+    gt_table *t;
+    if (gt_open(s->name, NULL, &t))
+        return 1;
+    int r = gt_select(t, 1, NULL, 0, 1, stall_once, s);
+    gt_close(t);
+    return r == GT_ESTALE ? 0 : 10 + (r < 0 ? -r % 100 : r);
+}
+
+/* A scan that stalls must not make memory grow without bound: when writers
+ * need the memory it pins, it is evicted after stall_timeout_ms and returns
+ * GT_ESTALE; the writers neither fail nor wait more than that. */
+Test(readers, stalled_scan_is_evicted) {
+    const char *name = tc_name("stall");
+    gt_options o = {.max_members = 50000, .stall_timeout_ms = 200,
+                    .flags = GT_CREATE | GT_EXCL};
+    gt_table *t;
+    cr_assert_eq(gt_open(name, &o, &t), 0);
+    fill(t, 1, 1000);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    struct stall s = {name, pfd[1]};
+    pid_t p = tc_spawn(stalled_scanner, &s);
+    char c;
+    cr_assert_eq(read(pfd[0], &c, 1), 1);
+    double t0 = tc_now(), worst = 0;
+    gt_table_stat st;
+    uint64_t peak = 0;
+    for (int round = 0; round < 6; round++) { /* grow and shrink: rebuilds */
+        for (uint64_t u = 1000; u < 45000; u++) {
+            gt_member m = tc_member(u, 1);
+            double w0 = tc_now();
+            int r = gt_insert(t, 1, &m, NULL);
+            cr_assert_eq(r, 0, "round %d insert %lu: %s", round,
+                         (unsigned long)u, gt_strerror(r));
+            worst = tc_now() - w0 > worst ? tc_now() - w0 : worst;
+        }
+        cr_assert_eq(gt_info(t, &st), 0);
+        peak = st.bytes_retired > peak ? st.bytes_retired : peak;
+        for (uint64_t u = 1000; u < 45000; u++)
+            cr_assert_eq(gt_delete(t, 1, u), 0);
+    }
+    cr_assert_lt(worst, 1.5, "a write waited %.2f s for a stalled scan", worst);
+    cr_assert_lt(tc_now() - t0, 60.0);
+    tc_reap(&p, 1, "stalled scanner (must end with GT_ESTALE)");
+    cr_assert_eq(gt_info(t, &st), 0);
+    cr_assert_eq(st.bytes_retired, 0);
+    cr_log_info("stall: worst write %.3f s, peak retired %lu bytes", worst,
+                (unsigned long)peak);
     close(pfd[0]);
     close(pfd[1]);
     tc_drop(t, name);

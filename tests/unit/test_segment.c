@@ -1068,7 +1068,8 @@ static void d_slots_off(struct gt_geom *g) { g->slots_off = 1ull << 62; }
 static void d_file_size(struct gt_geom *g) { g->file_size += GT_PAGE; }
 static void d_top_order(struct gt_geom *g) { g->top_order = 63; }
 static void d_dir_cap(struct gt_geom *g) { g->dir_cap = 0; }
-static void d_pad(struct gt_geom *g) { g->pad = 1; }
+static void d_stall_zero(struct gt_geom *g) { g->stall_ms = 0; }
+static void d_stall(struct gt_geom *g) { g->stall_ms += 1; }
 static void d_checksum(struct gt_geom *g) { g->checksum ^= 1; }
 static void d_seed(struct gt_geom *g) { g->seed ^= 1; }
 static void d_nothing(struct gt_geom *g) { (void)g; }
@@ -1119,7 +1120,9 @@ Test(segment, hostile_damaged_header) {
     expect_damage(pristine, "file_size", d_file_size, FIX, GT_ECORRUPT);
     expect_damage(pristine, "top_order", d_top_order, FIX, GT_ECORRUPT);
     expect_damage(pristine, "dir_cap 0", d_dir_cap, FIX, GT_ECORRUPT);
-    expect_damage(pristine, "pad", d_pad, FIX, GT_ECORRUPT);
+    expect_damage(pristine, "stall_ms 0", d_stall_zero, FIX, GT_ECORRUPT);
+    expect_damage(pristine, "stall_ms, checksum stale", d_stall, STALE,
+                  GT_ECORRUPT);
     expect_damage(pristine, "checksum", d_checksum, STALE, GT_ECORRUPT);
     /* the seed is not derived from the layout: only the checksum guards it */
     expect_damage(pristine, "seed, checksum stale", d_seed, STALE,

@@ -293,6 +293,8 @@ typedef struct gt_table_stat {
     uint64_t bytes_resident;  /* memory the file occupies (st_blocks) */
     uint64_t bytes_reserved;  /* size of the sparse file */
     double bytes_per_member;  /* bytes_used / members (0 if empty) */
+    double overhead_per_member; /* bytes_per_member minus the member's own
+                                   64 bytes and its payload */
     uint64_t record_bytes;    /* bytes of one member record with payload */
 } gt_table_stat;
 

@@ -247,6 +247,34 @@ int gt__guild_get(gt_table *t, uint64_t id, bool create,
     return r;
 }
 
+static bool block_ok(gt_table *t, uint64_t off, uint64_t bytes) {
+    const struct gt_geom *g = &t->seg->g;
+    return off >= g->heap_off && off < g->file_size &&
+           bytes <= g->file_size - off;
+}
+
+/* A writer trusts the blocks of the guild it locked; check them once, so a
+ * damaged segment is an error, not a wild write. */
+static int view_check(gt_table *t, struct gt_guild *g) {
+    uint64_t so = LOAD(&g->store_off, relaxed), ao = LOAD(&g->act_off, relaxed);
+    uint32_t cap = LOAD(&g->cap, relaxed);
+    if (so) {
+        const struct gt_store *st = gt_at(t, so);
+        if (!block_ok(t, so, gt__store_bytes(cap, t->stride)) ||
+            st->magic != GT_STORE_MAGIC || st->cap != cap ||
+            gt__block_order(t, so) == 0)
+            return GT_ECORRUPT;
+    }
+    if (ao) {
+        const struct gt_act *a = gt_at(t, ao);
+        if (!block_ok(t, ao, sizeof *a) || a->magic != GT_ACT_MAGIC ||
+            gt__act_bytes(a->nchunks) > t->seg->g.file_size - ao ||
+            LOAD(&a->hw, relaxed) > a->nchunks || gt__block_order(t, ao) == 0)
+            return GT_ECORRUPT;
+    }
+    return 0;
+}
+
 int gt__guild_write(gt_table *t, uint64_t id, bool create, struct gt_wr *w,
                     bool *created) {
     if (t->flags & GT_RDONLY)
@@ -260,8 +288,12 @@ int gt__guild_write(gt_table *t, uint64_t id, bool create, struct gt_wr *w,
             return r;
         if (LOAD(&g->state, relaxed) == GT_GUILD_LIVE &&
             LOAD(&g->id, relaxed) == id &&
-            !(LOAD(&g->flags, relaxed) & GT_GUILD_UNDIR))
-            return 0;
+            !(LOAD(&g->flags, relaxed) & GT_GUILD_UNDIR)) {
+            if ((r = view_check(t, g)) == 0)
+                return 0;
+            gt__wr_commit(w); /* unlock; nothing was changed */
+            return r;
+        }
         /* deleted (and maybe reused) while we waited for the lock */
         gt__wr_commit(w);
     }
@@ -306,12 +338,6 @@ int gt__undir_locked(gt_table *t, uint32_t idx) {
 }
 
 /* ---- views ---------------------------------------------------------------- */
-
-static bool block_ok(gt_table *t, uint64_t off, uint64_t bytes) {
-    const struct gt_geom *g = &t->seg->g;
-    return off >= g->heap_off && off < g->file_size &&
-           bytes <= g->file_size - off;
-}
 
 int gt__view_read(gt_table *t, struct gt_guild *g, uint64_t id,
                   struct gt_view *v) {

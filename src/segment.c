@@ -464,6 +464,10 @@ GT_API int gt_info(gt_table *t, gt_table_stat *out) {
     out->bytes_reserved = s->g.file_size;
     out->bytes_per_member =
         out->members ? (double)out->bytes_used / (double)out->members : 0.0;
+    out->overhead_per_member =
+        out->members ? out->bytes_per_member - (double)sizeof(gt_member) -
+                           (double)s->g.payload_size
+                     : 0.0;
     out->record_bytes = s->g.stride;
     return 0;
 }

@@ -83,7 +83,8 @@ Test(alloc, full_file_system_is_enospc_not_sigbus) {
             break;
         active++;
     }
-    if (r) {
+    cr_assert_neq(r, 0, "the file system is full: activating all must fail");
+    {
         cr_assert_eq(r, GT_ENOSPC, "activation: %s", gt_strerror(r));
         gt_member got;
         cr_assert_eq(gt_lookup(t, 1, active, &got, NULL), 0);

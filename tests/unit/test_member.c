@@ -1,6 +1,7 @@
 /* test_member.c - point operations: insert, lookup, delete, updates, and
  * every error they document. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common.h"
@@ -305,6 +306,11 @@ static int no_visit(void *ctx, const gt_member *m, const void *p) {
     return 0;
 }
 
+static int no_batch(void *ctx, uint32_t w, const gt_recipient *b, size_t n) {
+    (void)ctx, (void)w, (void)b, (void)n;
+    return 0;
+}
+
 /* White-box: a record left odd (a writer that stalls mid-write) makes a
  * reader give up after read_timeout_ms with GT_EBUSY, not hang. */
 Test(member, stalled_writer_gives_ebusy) {
@@ -326,6 +332,11 @@ Test(member, stalled_writer_gives_ebusy) {
     cr_assert_eq(gt_lookup(r, 1, 1, NULL, NULL), GT_EBUSY);
     cr_assert(gt__now_ns() - t0 >= 50ull * 1000 * 1000);
     cr_assert_eq(gt_select(r, 1, NULL, 0, 1, no_visit, NULL), GT_EBUSY);
+    cr_assert_eq(gt_fanout(r, 1, NULL, 0, 1, no_batch, NULL), GT_EBUSY);
+    gt_cursor c;
+    gt_member page[4];
+    size_t n;
+    cr_assert_eq(gt_iter_first(r, 1, NULL, &c, page, NULL, 4, &n), GT_EBUSY);
     STORE(&rec->seq, LOAD(&rec->seq, relaxed) + 1, relaxed);
     STORE(&g->writer_pid, 0, relaxed);
     cr_assert_eq(gt_lookup(r, 1, 1, NULL, NULL), 0);
@@ -347,4 +358,62 @@ Test(member, corrupt_view_is_reported) {
     cr_assert_eq(gt_lookup(t, 1, 1, NULL, NULL), GT_ECORRUPT);
     STORE(&g->store_off, so, relaxed);
     cr_assert_eq(gt_lookup(t, 1, 1, NULL, NULL), 0);
+}
+
+/* Allocation failure on demand: this test binary links the library
+ * statically with --wrap=malloc,calloc,realloc (tests/meson.build). */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t s);
+void *__real_realloc(void *p, size_t n);
+static bool fail_allocs;
+void *__wrap_malloc(size_t n) {
+    return fail_allocs ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t s) {
+    return fail_allocs ? NULL : __real_calloc(n, s);
+}
+void *__wrap_realloc(void *p, size_t n) {
+    return fail_allocs ? NULL : __real_realloc(p, n);
+}
+
+/* Out of process memory: a write that must rebuild a guild with a fanout
+ * set (it needs a temporary map), a fanout and a cursor page report
+ * GT_ENOMEM, and the failed write changes nothing. */
+Test(member, out_of_process_memory) {
+    for (uint64_t u = 0; u < 3000; u++) {
+        gt_member m = tc_member(u, 1);
+        m.flags |= GT_ACTIVE;
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    gt_guild_stat st;
+    cr_assert_eq(gt_guild_info(t, 1, &st), 0);
+    uint64_t cap = st.capacity;
+    uint64_t grow = st.capacity * 9 / 10 - st.members; /* to a rebuild */
+    for (uint64_t u = 0; u < grow; u++) {
+        gt_member m = tc_member(100000 + u, 1);
+        m.flags |= GT_ACTIVE;
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    cr_assert_eq(gt_guild_info(t, 1, &st), 0);
+    cr_assert_eq(st.capacity, cap, "no rebuild yet");
+    uint64_t members = st.members;
+
+    gt_member m = tc_member(999999, 1);
+    gt_cursor c;
+    gt_member page[1];
+    size_t n;
+    fail_allocs = true;
+    int r1 = gt_insert(t, 1, &m, NULL);
+    int r2 = gt_fanout(t, 1, &(gt_filter){.flags_set = GT_ACTIVE}, 0, 1,
+                       no_batch, NULL);
+    int r3 = gt_iter_first(t, 1, NULL, &c, page, NULL, 1, &n);
+    fail_allocs = false;
+    cr_assert_eq(r1, GT_ENOMEM, "insert: %s", gt_strerror(r1));
+    cr_assert_eq(r2, GT_ENOMEM, "fanout: %s", gt_strerror(r2));
+    cr_assert_eq(r3, GT_ENOMEM, "cursor: %s", gt_strerror(r3));
+    cr_assert_eq(gt_contains(t, 1, 999999), 0);
+    cr_assert_eq(gt_guild_info(t, 1, &st), 0);
+    cr_assert_eq(st.members, members);
+    cr_assert_eq(st.capacity, cap, "the failed rebuild left its storage");
+    cr_assert_eq(gt_insert(t, 1, &m, NULL), 0, "and works once memory is back");
 }

@@ -55,13 +55,23 @@ Test(readers, handle_survives_fork) {
     tc_drop(t, name);
 }
 
+static int no_batch(void *ctx, uint32_t w, const gt_recipient *b, size_t n) {
+    (void)ctx, (void)w, (void)b, (void)n;
+    return 0;
+}
+
 struct thr {
     gt_table *t;
-    int select_rc, insert_rc, lookup_rc;
+    int select_rc, insert_rc, lookup_rc, fanout_rc, iter_rc;
 };
 static void *second_thread(void *arg) {
     struct thr *a = arg;
     a->select_rc = gt_select(a->t, 1, NULL, 0, 1, nothing, NULL);
+    a->fanout_rc = gt_fanout(a->t, 1, NULL, 0, 1, no_batch, NULL);
+    gt_cursor c;
+    gt_member page[2];
+    size_t n;
+    a->iter_rc = gt_iter_first(a->t, 1, NULL, &c, page, NULL, 2, &n);
     gt_member m = tc_member(5000, 1);
     a->insert_rc = gt_insert(a->t, 1, &m, NULL);
     a->lookup_rc = gt_lookup(a->t, 1, 3, NULL, NULL);
@@ -75,11 +85,13 @@ Test(readers, max_slots_and_thread_exit) {
     gt_table *t;
     cr_assert_eq(gt_open(name, &o, &t), 0);
     fill(t, 1, 100); /* the main thread takes the only slot */
-    struct thr a = {t, 0, 0, 0};
+    struct thr a = {t, 0, 0, 0, 0, 0};
     pthread_t th;
     pthread_create(&th, NULL, second_thread, &a);
     pthread_join(th, NULL);
     cr_assert_eq(a.select_rc, GT_EFULL, "a scan needs a slot");
+    cr_assert_eq(a.fanout_rc, GT_EFULL, "a fanout needs a slot");
+    cr_assert_eq(a.iter_rc, GT_EFULL, "a cursor page needs a slot");
     cr_assert_eq(a.insert_rc, GT_EFULL, "a write needs a slot");
     cr_assert_eq(a.lookup_rc, 0, "a lookup needs none");
     gt_table_stat st;
@@ -91,7 +103,7 @@ Test(readers, max_slots_and_thread_exit) {
     o.flags = 0;
     cr_assert_eq(gt_open(name, &o, &t), 0);
     for (int i = 0; i < 5; i++) {
-        struct thr b = {t, 0, 0, 0};
+        struct thr b = {t, 0, 0, 0, 0, 0};
         pthread_create(&th, NULL, second_thread, &b);
         pthread_join(th, NULL);
         cr_assert_eq(b.select_rc, 0, "thread %d", i);

@@ -1368,6 +1368,30 @@ Test(segment, eacces_dir) {
     cr_expect_eq(gt_unlink(name, dir), 0);
 }
 
+/* In a sticky directory (like /dev/shm itself) only the owner may remove a
+ * table, even when the directory is writable to all: -EPERM. */
+Test(segment, eperm_sticky_dir) {
+    skip_unless_root("to own a table in a sticky directory");
+    char dir[] = SHM_DIR "/gt-test-sticky-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    track(TR_DIR, NULL, dir);
+    cr_assert_eq(chmod(dir, 01777), 0);
+    const char *name = fresh("sticky", dir);
+    gt_options o = small_opts(0);
+    o.dir = dir;
+    o.mode = 0666;
+    gt_close(create(name, o));
+    struct acc_arg a = {name, dir, fresh("stickynew", dir)};
+    int v[4];
+    cr_assert(run_child(child_nobody_dir, &a, v), "child crashed");
+    cr_assert_neq(v[0], CHILD_DIED, "could not drop to uid %d", NOBODY_ID);
+    expect_code(v[0], -EPERM, "nobody unlinks root's table in a sticky dir");
+    cr_expect(exists(dir, name));
+    cr_expect_eq(gt_unlink(name, dir), 0);
+    if (v[1] == 0) /* nobody could create its own table there */
+        cr_expect_eq(gt_unlink(a.newname, dir), 0);
+}
+
 /* ---- GT_ENOSPC ------------------------------------------------------------ */
 
 static bool dir_has_tables(const char *dir) {

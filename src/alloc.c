@@ -18,13 +18,18 @@
  *   are committed before they are written.
  * - Only the part of a block its owner asks for is committed, so the buddy
  *   rounding costs address space, not memory. Freed blocks of 64 KiB or more
- *   give their pages back (all but the page holding the links).
+ *   give their pages back (all but the page holding the links), once the
+ *   section that freed them has committed.
  * - All list, meta and counter writes happen under the global lock and are
  *   logged in the global undo log.
  * - A block retired at epoch e is freed only when every pinned reader slot
  *   holds an epoch > e: such readers pinned after the view that referenced
  *   the block was replaced, so cannot reach it. Lookups do not pin: they
  *   validate the guild's view sequence instead (see index.c).
+ * - Memory pinned by readers is bounded: when the retire list or the heap is
+ *   full, scans pinned longer than the table's stall_ms are evicted (they
+ *   stop with GT_ESTALE, see readers.c), and a write waits at most
+ *   ALLOC_WAIT_NS for scans to release memory before it reports GT_EFULL.
  */
 #include "internal.h"
 
@@ -190,6 +195,7 @@ static int alloc_locked(gt_table *t, uint32_t order, uint64_t *h_out) {
         return r;
     while (k > order) {
         k--;
+        GT_HOOK("heap_split");
         if ((r = push(t, h + (1ull << k), k)))
             return r;
     }
@@ -218,6 +224,7 @@ void gt__free_locked(gt_table *t, uint64_t off, uint32_t order, uint32_t units) 
             break;
         if (unlink_free(t, b, order))
             return;
+        GT_HOOK("heap_merge");
         h &= ~(1ull << order);
         order++;
     }
@@ -351,6 +358,7 @@ int gt__retire_locked(gt_table *t, uint64_t off, uint32_t order,
             rl[i].units = units;
             rl[i].epoch = e;
             rl[i].off = off;
+            GT_HOOK("retire");
             STORE(&s->retired_bytes,
                   LOAD(&s->retired_bytes, relaxed) + ((uint64_t)units << 6),
                   relaxed);

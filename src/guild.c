@@ -205,6 +205,7 @@ static int create_locked(gt_table *t, uint64_t id, struct gt_guild **out) {
     /* pairs with the acquire load of state in check_header */
     STORE(&g->state, GT_GUILD_LIVE, release);
     gt_seq_end(&g->vseq);
+    GT_HOOK("guild_create");
     if ((r = dir_insert_locked(t, id, idx, true)))
         return r;
     if ((r = gt__log_bytes(t, gl, &s->guilds, 8, -1)))
@@ -329,6 +330,7 @@ int gt__undir_locked(gt_table *t, uint32_t idx) {
         (r = gt__log_bytes(t, gl, g, GT_LINE, offsetof(struct gt_guild, vseq))))
         return r;
     STORE(&s->guilds, LOAD(&s->guilds, relaxed) - 1, relaxed);
+    GT_HOOK("undir");
     gt_seq_begin(&g->vseq);
     STORE(&g->flags, 0, relaxed);
     STORE(&g->next_free, (uint32_t)s->guild_free, relaxed);

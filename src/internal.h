@@ -600,8 +600,8 @@ int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) GT_INTERNAL;
 /* Per-thread scratch memory reused by scans (freed at thread exit). */
 void *gt__scratch(size_t bytes, int which) GT_INTERNAL;
 
-/* Write test hooks: named steps where the fault harness may kill a writer.
- * Compiled only with -Dfault_hooks=true. */
+/* Named crash points where the fault tests kill a writer (hooks.c). Only the
+ * test library is built with GT_FAULT_HOOKS; elsewhere they are nothing. */
 #ifdef GT_FAULT_HOOKS
 void gt__hook(const char *step) GT_INTERNAL;
 #define GT_HOOK(step) gt__hook(step)

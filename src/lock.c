@@ -21,13 +21,19 @@
  * sequence word is first made odd, the rest restored, and the word then set
  * past every value it had: a reader that copied during the aborted write
  * never sees its old sequence number again, so never accepts a torn copy.
- * Entries that act on the other domain (ALLOC, COUNT) are performed inside a
- * global-lock section that also marks them done, so a death at any point
- * performs each exactly once. A committed log is rolled forward instead:
- * its post-commit actions (RETIRE, COUNT post) run once.
+ * Entries that act on the other domain (ALLOC, COUNT, RETIRE, UNDIR) are
+ * performed inside a global-lock section that also marks them done, so a
+ * death at any point performs each exactly once; done marks are read only
+ * under the global lock, whose own recovery may roll a dead holder's back.
+ * A committed log is rolled forward instead: its post-commit actions
+ * (RETIRE, UNDIR, COUNT post) run once.
  *
- * Recovery runs in whoever next takes the lock and gets EOWNERDEAD; then the
- * mutex is marked consistent. No manual step exists or is needed.
+ * Recovery runs, without any manual step, in whoever next meets the dead
+ * writer's work: the next writer of the guild (EOWNERDEAD, or a pending
+ * log), a reader stuck on a record it left odd, a scan or counter read of
+ * the guild, gt_open and gt_info (sweeps of dead slots), and any write
+ * about to report GT_EFULL. A dead slot is freed only after the global lock
+ * is settled, since a global undo may still point into its log.
  */
 #include "internal.h"
 
@@ -224,6 +230,7 @@ static int run_actions(gt_table *t, struct gt_log *log, bool commit) {
             count_apply_locked(t, commit ? (int32_t)e->data
                                          : -(int32_t)e->data);
         }
+        GT_HOOK("action");
         mark_done(t, e);
         /* A section can only hold so many entries; finish in the next. */
         struct gt_log *gl = gt__glog(t);
@@ -261,8 +268,10 @@ again:
     /* the entry appears in w's log atomically with the count */
     if ((r = gt__log_bytes(t, gl, &s->members, 8, -1)) == 0 &&
         (r = gt__log_bytes(t, gl, &w->log->n, 4, -1)) == 0 &&
-        (r = gt__log_action(w->log, GT_LOG_COUNT, GT_LOG_PRE, 0, 0, delta)) == 0)
+        (r = gt__log_action(w->log, GT_LOG_COUNT, GT_LOG_PRE, 0, 0, delta)) == 0) {
+        GT_HOOK("count_reserve");
         STORE(&s->members, m + (uint64_t)delta, relaxed);
+    }
     int u = gt__gunlock(t);
     return r ? r : u;
 }
@@ -431,9 +440,10 @@ int gt__wr_commit(struct gt_wr *w) {
     STORE(&w->log->state, GT_LOG_COMMITTED, relaxed);
     sig_fence();
     GT_HOOK("commit");
-    /* Post-commit actions cannot fail for lack of room: the retire list and
-     * global log are sized for them; a lock error leaves the log for the
-     * next locker to roll forward. */
+    /* The write is done (linearized) whatever happens next. Its post-commit
+     * actions wait, if they must, for readers to release memory (bounded by
+     * eviction); a lock error leaves the log for a later recovery to roll
+     * forward (the next write of this guild or of this thread). */
     int r = run_actions(w->t, w->log, true);
     if (r == 0)
         log_clear(w->log);

@@ -15,11 +15,16 @@
  * fence pairs with the fence the reclaimer issues before reading slots:
  * either the reclaimer sees the pin, or the reader sees the replaced view.
  *
- * Dead owners: a slot whose pid no longer exists is reaped: its pin stops
- * counting at once, and it is freed as soon as its undo log is empty (a
- * non-empty log belongs to a guild lock the dead thread held; the next
- * writer of that guild recovers it, and the reaper does so itself when it
- * needs the slot).
+ * Dead owners: a slot whose process is gone (or a zombie) is reaped: its
+ * pin stops counting at once, and it is freed as soon as its undo log is
+ * empty (a non-empty log belongs to a guild lock the dead thread held;
+ * gt__sweep recovers it first).
+ *
+ * Stalled owners: a live scan pinned for longer than the table's stall_ms,
+ * when writers need the memory it holds, is evicted: its pin is cleared
+ * (gt__min_epoch), and the scan notices before it delivers anything more
+ * (gt_pin_held) and stops with GT_ESTALE. So a stopped or stuck reader
+ * bounds how long memory waits for it, not how much of it accumulates.
  *
  * fork(): a child inherits the parent's thread-local cache but not its
  * slots; an atfork handler bumps a generation so the child takes its own.
@@ -153,6 +158,13 @@ int gt__sweep(gt_table *t, bool all) {
     uint32_t n = t->seg->g.max_slots;
     bool settled = false;
     int freed = 0;
+    /* A dead holder of the global lock: its section is rolled back by the
+     * next taker, so take it now (counters read after this are whole). */
+    uint32_t gp = LOAD(&t->seg->lock_pid, relaxed);
+    if (gp && !gt__pid_running(gp) && gt__glock(t) == 0) {
+        gt__gunlock(t);
+        settled = true;
+    }
     for (uint32_t i = 0; i < n; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
         uint32_t pid = LOAD(&s->pid, acquire);
@@ -226,24 +238,25 @@ static int take(gt_table *t, struct tls_ent **out) {
     return GT_EFULL;
 }
 
+/* This thread's cache entry for t, taking a slot on first use. */
+static int mine(gt_table *t, struct tls_ent **e) {
+    *e = tls_find(t);
+    return *e ? 0 : take(t, e);
+}
+
 int gt__slot(gt_table *t, uint32_t *idx) {
-    struct tls_ent *e = tls_find(t);
-    if (!e) {
-        int r = take(t, &e);
-        if (r)
-            return r;
-    }
-    *idx = e->slot;
-    return 0;
+    struct tls_ent *e;
+    int r = mine(t, &e);
+    if (r == 0)
+        *idx = e->slot;
+    return r;
 }
 
 int gt__pin(gt_table *t, uint32_t *slot) {
-    struct tls_ent *e = tls_find(t);
-    if (!e) {
-        int r = take(t, &e);
-        if (r)
-            return r;
-    }
+    struct tls_ent *e;
+    int r = mine(t, &e);
+    if (r)
+        return r;
     *slot = e->slot;
     if (e->depth++ > 0)
         return 0;

@@ -1,0 +1,253 @@
+/* harness.c - see harness.h. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define LOG_MAX (1u << 20)
+
+struct shared {
+    char name[128];
+    char crash_at[96];
+    uint64_t seed, max_ops;
+    _Atomic uint64_t n; /* entries written */
+    _Atomic int started;
+    int err, err_op; /* the writer's unexpected error, if any */
+    struct fh_entry e[LOG_MAX];
+};
+static struct shared *sh;
+
+uint64_t fh_gid(unsigned g) {
+    return 500 + g;
+}
+
+static void apply(struct fh_model *md, const struct fh_entry *e) {
+    bool *p = &md->present[e->g][e->u];
+    gt_member *m = &md->m[e->g][e->u];
+    switch (e->op) {
+    case FH_PUT:
+        *p = true;
+        *m = e->m;
+        break;
+    case FH_DEL:
+        *p = false;
+        break;
+    case FH_FLAGS:
+        if (*p)
+            m->flags = (m->flags & ~e->clear) | e->set;
+        break;
+    case FH_SESSION:
+        if (*p)
+            m->worker = e->m.worker, m->session_id = e->m.session_id;
+        break;
+    case FH_GDEL:
+        memset(md->present[e->g], 0, sizeof md->present[e->g]);
+        break;
+    }
+}
+
+static int writer(void *arg) {
+    (void)arg;
+    uint64_t rng = sh->seed;
+    gt_table *t;
+    if (gt_open(sh->name, NULL, &t))
+        return 10;
+    atomic_store(&sh->started, 1);
+    for (uint64_t ops = 0; ops < sh->max_ops; ops++) {
+        uint64_t n = atomic_load(&sh->n);
+        if (n >= LOG_MAX)
+            return 0;
+        struct fh_entry *e = &sh->e[n];
+        memset(e, 0, sizeof *e);
+        e->g = (uint16_t)(tc_rand(&rng) % FH_GUILDS);
+        e->u = (uint32_t)(tc_rand(&rng) % FH_USERS);
+        uint64_t r = tc_rand(&rng) % 1000;
+        e->op = r < 450 ? FH_PUT : r < 750 ? FH_DEL : r < 900 ? FH_FLAGS
+                : r < 999 ? FH_SESSION : FH_GDEL;
+        if (e->op == FH_PUT) {
+            e->m = tc_member(e->u, tc_rand(&rng));
+            e->m.flags |= tc_rand(&rng) % 3 == 0 ? GT_ACTIVE : 0;
+        }
+        e->set = (uint32_t)tc_rand(&rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
+        e->clear = (uint32_t)tc_rand(&rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
+        e->m.worker = e->op == FH_SESSION ? (uint32_t)tc_rand(&rng) % 50 : e->m.worker;
+        if (e->op == FH_SESSION)
+            e->m.session_id = tc_rand(&rng);
+        /* intent, then the write, then the acknowledgement */
+        atomic_store(&sh->n, n + 1);
+        int rc;
+        switch (e->op) {
+        case FH_PUT:
+            rc = gt_insert(t, fh_gid(e->g), &e->m, NULL);
+            break;
+        case FH_DEL:
+            rc = gt_delete(t, fh_gid(e->g), e->u);
+            break;
+        case FH_FLAGS:
+            rc = gt_update_flags(t, fh_gid(e->g), e->u, e->set, e->clear, NULL);
+            break;
+        case FH_SESSION:
+            rc = gt_update_session(t, fh_gid(e->g), e->u, e->m.worker,
+                                   e->m.session_id);
+            break;
+        default:
+            rc = gt_guild_delete(t, fh_gid(e->g));
+        }
+        if (rc != 0 && rc != GT_ENOENT) {
+            sh->err = rc, sh->err_op = e->op;
+            return 11;
+        }
+        e->done = 1;
+    }
+    gt_close(t);
+    return 0;
+}
+
+struct cnt {
+    uint64_t n;
+};
+static int count_fan(void *ctx, uint32_t w, const gt_recipient *r, size_t n) {
+    (void)w, (void)r;
+    ((struct cnt *)ctx)->n += n;
+    return 0;
+}
+
+/* Check the table against the model; the in-flight entry (if any) may or
+ * may not have happened: pick whichever the table shows, then demand
+ * exactness. */
+void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight) {
+    if (inflight) {
+        struct fh_model *after = malloc(sizeof *after);
+        memcpy(after, md, sizeof *after);
+        apply(after, inflight);
+        /* decide by the first user of the guild whose state differs */
+        bool took = false, decided = false;
+        for (uint32_t u = 0; u < FH_USERS && !decided; u++) {
+            bool b = md->present[inflight->g][u], a = after->present[inflight->g][u];
+            if (a == b && (!a || !memcmp(&md->m[inflight->g][u],
+                                         &after->m[inflight->g][u], sizeof(gt_member))))
+                continue;
+            gt_member got;
+            int r = gt_lookup(t, fh_gid(inflight->g), u, &got, NULL);
+            took = (r == 0) == a && (!a || !memcmp(&got, &after->m[inflight->g][u],
+                                                   sizeof got));
+            decided = true;
+        }
+        if (took)
+            memcpy(md, after, sizeof *md);
+        free(after);
+    }
+    gt_table_stat ts;
+    cr_assert_eq(gt_info(t, &ts), 0);
+    uint64_t total = 0;
+    for (unsigned g = 0; g < FH_GUILDS; g++) {
+        uint64_t members = 0, online = 0, active = 0;
+        for (uint32_t u = 0; u < FH_USERS; u++) {
+            gt_member got;
+            int r = gt_lookup(t, fh_gid(g), u, &got, NULL);
+            if (!md->present[g][u]) {
+                cr_assert_eq(r, GT_ENOENT, "guild %u user %u should be absent (%d)",
+                             g, u, r);
+                continue;
+            }
+            cr_assert_eq(r, 0, "guild %u user %u lost (%s)", g, u, gt_strerror(r));
+            cr_assert_arr_eq(&got, &md->m[g][u], sizeof got,
+                             "guild %u user %u differs", g, u);
+            members++;
+            online += !!(got.flags & GT_ONLINE);
+            active += !!(got.flags & GT_ACTIVE);
+        }
+        gt_guild_stat st;
+        int r = gt_guild_info(t, fh_gid(g), &st);
+        if (r == GT_ENOENT) {
+            cr_assert_eq(members, 0);
+            continue;
+        }
+        cr_assert_eq(r, 0);
+        cr_assert_eq(st.members, members, "guild %u members", g);
+        cr_assert_eq(st.online, online, "guild %u online", g);
+        cr_assert_eq(st.active, active, "guild %u active", g);
+        struct cnt c = {0};
+        cr_assert_eq(gt_fanout(t, fh_gid(g), &(gt_filter){.flags_set = GT_ACTIVE},
+                               0, 1, count_fan, &c), 0);
+        cr_assert_eq(c.n, active, "guild %u fanout set", g);
+        uint64_t scanned;
+        cr_assert_eq(gt_select_count(t, fh_gid(g), &(gt_filter){.flags_clear = 0x80000000u},
+                                     0, 1, &scanned), 0);
+        cr_assert_eq(scanned, members);
+        total += members;
+    }
+    cr_assert_eq(ts.members, total, "table member count %lu, guilds hold %lu (in flight: %d)",
+                 (unsigned long)ts.members, (unsigned long)total,
+                 inflight ? inflight->op : -1);
+}
+
+
+gt_table *fh_setup(const char *prefix) {
+    sh = tc_shared(sizeof *sh);
+    snprintf(sh->name, sizeof sh->name, "%s", tc_name(prefix));
+    return tc_open(sh->name, FH_GUILDS * FH_USERS + 100, 8, 0);
+}
+
+void fh_teardown(gt_table *t) {
+    tc_drop(t, sh->name);
+}
+
+static int writer_main(void *arg) {
+    if (sh->crash_at[0])
+        setenv("GT_CRASH_AT", sh->crash_at, 1);
+    return writer(arg);
+}
+
+pid_t fh_writer(uint64_t seed, const char *crash_at, uint64_t max_ops) {
+    sh->seed = seed;
+    sh->max_ops = max_ops;
+    snprintf(sh->crash_at, sizeof sh->crash_at, "%s", crash_at ? crash_at : "");
+    atomic_store(&sh->started, 0);
+    atomic_store(&sh->n, 0);
+    pid_t p = tc_spawn(writer_main, NULL);
+    while (!atomic_load(&sh->started)) {
+        int st;
+        if (waitpid(p, &st, WNOHANG) == p) /* died while opening */
+            cr_assert_fail("writer ended before it started (%d)", st);
+        usleep(100);
+    }
+    return p;
+}
+
+bool fh_reap(pid_t p) {
+    int st;
+    cr_assert_eq(waitpid(p, &st, 0), p);
+    if (WIFSIGNALED(st)) {
+        cr_assert_eq(WTERMSIG(st), SIGKILL, "writer died of signal %d",
+                     WTERMSIG(st));
+        return true;
+    }
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "writer exited with %d: op %d: %s", WEXITSTATUS(st), sh->err_op,
+              gt_strerror(sh->err));
+    return false;
+}
+
+bool fh_apply(struct fh_model *md, struct fh_entry *out) {
+    uint64_t n = atomic_load(&sh->n);
+    bool inflight = false;
+    for (uint64_t i = 0; i < n; i++) {
+        if (sh->e[i].done) {
+            apply(md, &sh->e[i]);
+        } else {
+            cr_assert_eq(i, n - 1, "only the last write can be in flight");
+            *out = sh->e[i];
+            inflight = true;
+        }
+    }
+    atomic_store(&sh->n, 0);
+    return inflight;
+}

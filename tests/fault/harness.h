@@ -1,0 +1,50 @@
+/* harness.h - the fault tests' shared machinery: a writer that logs each
+ * write's intent before it and its acknowledgement after it, in memory
+ * shared with the test, a model of what was acknowledged, and the check of
+ * a whole table against it. */
+#ifndef GT_FAULT_HARNESS_H
+#define GT_FAULT_HARNESS_H
+
+#include <guildtab.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FH_GUILDS 3
+#define FH_USERS 6000u
+
+enum { FH_PUT, FH_DEL, FH_FLAGS, FH_SESSION, FH_GDEL };
+
+struct fh_entry {
+    uint8_t op, done;
+    uint16_t g;
+    uint32_t u;
+    uint32_t set, clear;
+    gt_member m; /* FH_PUT: the record; FH_SESSION: worker, session_id */
+};
+
+struct fh_model {
+    bool present[FH_GUILDS][FH_USERS];
+    gt_member m[FH_GUILDS][FH_USERS];
+};
+
+/* Create the shared log and a fresh table for prefix; returns the table. */
+gt_table *fh_setup(const char *prefix);
+void fh_teardown(gt_table *t);
+/* Fork a writer: random writes from seed until max_ops (then it exits 0) or
+ * until it dies. crash_at: GT_CRASH_AT for it, or NULL. Returns once the
+ * writer has its table open. */
+pid_t fh_writer(uint64_t seed, const char *crash_at, uint64_t max_ops);
+/* Wait for the writer: true if it was killed (SIGKILL), false if it finished
+ * its max_ops; any other end fails the test. */
+bool fh_reap(pid_t p);
+/* Apply the writer's acknowledged writes to md and restart the log; returns
+ * the write it was in the middle of (copied to *out), or false. */
+bool fh_apply(struct fh_model *md, struct fh_entry *out);
+/* Check the table against md; a write in flight may have happened or not
+ * (the table decides), after which everything must match exactly:
+ * records, guild counters, fanout sets, scans, the member count. */
+void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight);
+uint64_t fh_gid(unsigned g);
+
+#endif

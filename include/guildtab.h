@@ -305,6 +305,32 @@ typedef struct gt_table_stat {
  */
 GT_API int gt_info(gt_table *t, gt_table_stat *out);
 
+/*
+ * gt_check - check the whole table for consistency: header, guild directory
+ * and headers, every guild's storage (control bytes, records, probe chains,
+ * duplicates, counters), fanout sets against records, the heap (every block
+ * accounted for exactly once, free lists, memory actually committed), the
+ * retire list, slots and undo logs. Half-done writes of dead processes are
+ * recovered first, as any writer would.
+ * report: may be NULL. report->fn (may be NULL) is called with a one-line
+ * description of each violation (at most GT_CHECK_MAX_MESSAGES; the rest are
+ * counted); report->violations and the counters are filled in.
+ * Returns 0 if the table is consistent, GT_ECORRUPT if any violation was
+ * found, or: GT_EINVAL (t NULL), GT_ENOMEM, GT_ECORRUPT also when a lock of
+ * the table is unrecoverable.
+ * Concurrency: stops every writer of the table while it runs (it takes every
+ * guild's lock, then the global lock); readers go on.
+ */
+#define GT_CHECK_MAX_MESSAGES 1000u
+typedef void (*gt_violation_fn)(void *ctx, const char *what);
+typedef struct gt_check_report {
+    gt_violation_fn fn; /* in: called per violation, or NULL */
+    void *ctx;          /* in: passed to fn */
+    uint64_t violations; /* out: violations found */
+    uint64_t guilds, members, blocks; /* out: what was checked */
+} gt_check_report;
+GT_API int gt_check(gt_table *t, gt_check_report *report);
+
 /* ---- scans --------------------------------------------------------------
  * A filter selects members: all of flags_set set, all of flags_clear clear,
  * at least one role of roles_any (unless roles_any is all zero), and, when

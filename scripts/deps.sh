@@ -5,9 +5,10 @@
 GT_PACKAGES="gcc g++ pkg-config meson ninja-build libxxhash-dev \
 libcriterion-dev liblmdb-dev"
 
+# gt_ensure_deps [EXTRA-PACKAGES...]
 gt_ensure_deps() {
     missing=""
-    for p in $GT_PACKAGES; do
+    for p in $GT_PACKAGES "$@"; do
         if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
                 grep -q "install ok installed"; then
             missing="$missing $p"

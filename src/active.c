@@ -159,7 +159,6 @@ int gt__act_add(struct gt_wr *w, struct gt_view *v, uint64_t slot,
     STORE(&ch->e[e].act32, (uint32_t)seqno, relaxed);
     STORE(&ch->occ, occ | (1ull << e), relaxed);
     ch->n++;
-    gt_seq_end(&ch->seq);
     if (ch->n == GT_CHUNK_ENTRIES) {
         if ((r = gt__log_bytes(t, w->log, &nf[c / 64], 8, -1)))
             return r;
@@ -206,7 +205,6 @@ int gt__act_remove(struct gt_wr *w, struct gt_view *v, uint32_t idx) {
     gt_seq_begin(&ch->seq);
     STORE(&ch->occ, LOAD(&ch->occ, relaxed) & ~(1ull << e), relaxed);
     ch->n--;
-    gt_seq_end(&ch->seq);
     a->live--;
     return 0;
 }
@@ -224,7 +222,6 @@ int gt__act_update(struct gt_wr *w, struct gt_view *v, uint32_t idx,
         return r;
     gt_seq_begin(&ch->seq);
     entry_write(&ch->e[e], m, LOAD(&ch->e[e].slot, relaxed));
-    gt_seq_end(&ch->seq);
     return 0;
 }
 

@@ -117,6 +117,15 @@ static int log_heads(gt_table *t) {
     return gt__log_bytes(t, gt__glog(t), s->free_head, sizeof s->free_head, -1);
 }
 
+/* A free-list link (heap offset + 1) that names a free block of order. The
+ * lists live in the file, so a damaged table must not send us elsewhere. */
+static bool link_ok(gt_table *t, uint64_t link, uint32_t order) {
+    uint64_t h = link - 1;
+    return link == 0 ||
+           (h < t->seg->g.heap_size && !(h & ((1ull << GT_HEAP_MIN_ORDER) - 1)) &&
+            *meta_at(t, h) == (META_FREE | order));
+}
+
 static int push(gt_table *t, uint64_t h, uint32_t order) {
     struct gt_seg *s = t->seg;
     struct links *l = links_at(t, h);
@@ -124,6 +133,8 @@ static int push(gt_table *t, uint64_t h, uint32_t order) {
     if (r)
         return r;
     uint64_t head = s->free_head[order];
+    if (!link_ok(t, head, order))
+        return GT_ECORRUPT;
     if (head) {
         struct links *hl = links_at(t, head - 1);
         r = gt__log_bytes(t, gt__glog(t), &hl->prev, 8, -1);
@@ -148,6 +159,8 @@ static int unlink_free(gt_table *t, uint64_t h, uint32_t order) {
     struct gt_seg *s = t->seg;
     struct links *l = links_at(t, h);
     int r;
+    if (!link_ok(t, l->prev, order) || !link_ok(t, l->next, order))
+        return GT_ECORRUPT;
     if (l->prev) {
         struct links *p = links_at(t, l->prev - 1);
         if ((r = gt__log_bytes(t, gt__glog(t), &p->next, 8, -1)))

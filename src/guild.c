@@ -30,7 +30,7 @@ static struct gt_dirent *dir_at(gt_table *t, uint64_t i) {
                                             i * sizeof(struct gt_dirent));
 }
 
-static uint64_t dir_home(gt_table *t, uint64_t id) {
+uint64_t gt__dir_home(gt_table *t, uint64_t id) {
     return XXH3_64bits_withSeed(&id, sizeof id, t->seed ^ 0x9e3779b97f4a7c15ull) &
            (t->seg->g.dir_cap - 1);
 }
@@ -46,7 +46,7 @@ static struct gt_guild *check_header(gt_table *t, uint64_t idx, uint64_t id) {
 
 /* Directory probe; no validation of dir_seq. */
 static struct gt_dirent *dir_probe(gt_table *t, uint64_t id, uint64_t *idx) {
-    uint64_t mask = t->seg->g.dir_cap - 1, i = dir_home(t, id);
+    uint64_t mask = t->seg->g.dir_cap - 1, i = gt__dir_home(t, id);
     for (uint64_t n = 0; n <= mask; n++, i = (i + 1) & mask) {
         struct gt_dirent *d = dir_at(t, i);
         uint32_t st = LOAD(&d->state, acquire);
@@ -90,7 +90,7 @@ struct gt_guild *gt__guild_find(gt_table *t, uint64_t id) {
 static int dir_insert_locked(gt_table *t, uint64_t id, uint32_t idx,
                              bool logged) {
     struct gt_seg *s = t->seg;
-    uint64_t mask = s->g.dir_cap - 1, i = dir_home(t, id);
+    uint64_t mask = s->g.dir_cap - 1, i = gt__dir_home(t, id);
     for (uint64_t n = 0; n <= mask; n++, i = (i + 1) & mask) {
         struct gt_dirent *d = dir_at(t, i);
         uint32_t st = LOAD(&d->state, relaxed);
@@ -204,7 +204,6 @@ static int create_locked(gt_table *t, uint64_t id, struct gt_guild **out) {
     STORE(&g->writer_pid, 0, relaxed);
     /* pairs with the acquire load of state in check_header */
     STORE(&g->state, GT_GUILD_LIVE, release);
-    gt_seq_end(&g->vseq);
     GT_HOOK("guild_create");
     if ((r = dir_insert_locked(t, id, idx, true)))
         return r;
@@ -261,7 +260,7 @@ static int view_check(gt_table *t, struct gt_guild *g) {
     uint32_t cap = LOAD(&g->cap, relaxed);
     if (so) {
         const struct gt_store *st = gt_at(t, so);
-        if (!block_ok(t, so, gt__store_bytes(cap, t->stride)) ||
+        if (!gt_store_ok(&t->seg->g, so, cap, t->stride) ||
             st->magic != GT_STORE_MAGIC || st->cap != cap ||
             gt__block_order(t, so) == 0)
             return GT_ECORRUPT;
@@ -311,7 +310,7 @@ int gt__undir_locked(gt_table *t, uint32_t idx) {
     int r;
     for (uint64_t i = 0; i < s->g.dir_cap; i++) {
         /* the entry is near the home of the id the header last held */
-        uint64_t j = (dir_home(t, LOAD(&g->id, relaxed)) + i) & (s->g.dir_cap - 1);
+        uint64_t j = (gt__dir_home(t, LOAD(&g->id, relaxed)) + i) & (s->g.dir_cap - 1);
         struct gt_dirent *d = dir_at(t, j);
         uint32_t st = LOAD(&d->state, relaxed);
         if (st == GT_DIR_EMPTY)
@@ -334,7 +333,6 @@ int gt__undir_locked(gt_table *t, uint32_t idx) {
     gt_seq_begin(&g->vseq);
     STORE(&g->flags, 0, relaxed);
     STORE(&g->next_free, (uint32_t)s->guild_free, relaxed);
-    gt_seq_end(&g->vseq);
     s->guild_free = idx + 1;
     return 0;
 }
@@ -368,7 +366,7 @@ int gt__view_read(gt_table *t, struct gt_guild *g, uint64_t id,
         v->st = NULL;
         v->act = NULL;
         if (so) {
-            if (!block_ok(t, so, gt__store_bytes(cap, t->seg->g.stride)))
+            if (!gt_store_ok(&t->seg->g, so, cap, t->stride))
                 return GT_ECORRUPT;
             v->st = gt_at(t, so);
         }
@@ -392,7 +390,6 @@ int gt__view_publish(struct gt_wr *w, uint64_t store_off, uint32_t cap,
     STORE(&g->store_off, store_off, relaxed);
     STORE(&g->cap, cap, relaxed);
     STORE(&g->act_off, act_off, relaxed);
-    gt_seq_end(&g->vseq);
     return 0;
 }
 
@@ -476,7 +473,6 @@ int gt__guild_drop(struct gt_wr *w) {
     STORE(&g->tombs, 0, relaxed);
     STORE(&g->store_bytes, 0, relaxed);
     STORE(&g->act_bytes, 0, relaxed);
-    gt_seq_end(&g->vseq);
     return 0;
 }
 

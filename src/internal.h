@@ -73,6 +73,7 @@ enum gt_log_kind {
                          rollback) or post (applied once committed) */
     GT_LOG_UNDIR,     /* guild header len was deleted: once committed,
                          drop its directory entry and free the header */
+    GT_LOG_SET,       /* store byte data at off when committing */
 };
 #define GT_LOG_SEQ 0x1u  /* BYTES: u32 at off+seq_rel is a seqlock: bump it */
 #define GT_LOG_DONE 0x2u /* action performed */
@@ -118,11 +119,18 @@ _Static_assert(sizeof(struct gt_log) % 8 == 0, "log size");
 
 /* ---- thread slots (readers.c) ------------------------------------------ */
 
+#define GT_PID_REAPING UINT32_MAX /* slot pid while a sweeper frees it */
+#define GT_PIN_BITS 16 /* low bits of a pin ticket: a per-thread counter */
+/* A pin's ticket: the epoch it pinned at, made unique per pin, so a slot
+ * whose pin changed cannot be mistaken for the old one. */
+static inline uint64_t gt_pin_ticket(uint64_t epoch, uint32_t n) {
+    return (epoch << GT_PIN_BITS) | (n & ((1u << GT_PIN_BITS) - 1));
+}
 struct gt_slot {
-    a32 pid;      /* owner process, 0 = free */
+    a32 pid;      /* owner process, 0 = free, GT_PID_REAPING */
     a32 tid;      /* owner thread */
     a64 owner;    /* owner handle id (meaningful inside pid only) */
-    a64 epoch;    /* 0 = not pinned; else the epoch read when pinning */
+    a64 epoch;    /* 0 = not pinned; else a pin ticket (gt_pin_ticket) */
     a64 pin_ns;   /* monotonic time of the current pin */
     uint8_t pad[GT_LINE - 32];
     struct gt_log log; /* undo log of the guild write this thread runs */
@@ -381,6 +389,14 @@ static inline uint64_t gt_store_size(uint64_t cap, uint32_t stride) {
     return GT_LINE + gt_align_up(cap, GT_LINE) + cap * stride;
 }
 #define gt__store_bytes(cap, stride) gt_store_size((cap), (stride))
+/* A guild view's storage as readers may follow it: inside the heap, and a
+ * capacity the probing code can walk (whole groups of 8 control bytes). */
+static inline bool gt_store_ok(const struct gt_geom *g, uint64_t off,
+                               uint64_t cap, uint32_t stride) {
+    return off >= g->heap_off && off < g->file_size && cap >= 8 &&
+           cap % 8 == 0 && cap <= UINT32_MAX &&
+           gt_store_size(cap, stride) <= g->file_size - off;
+}
 uint64_t gt__act_bytes(uint32_t nchunks) GT_INTERNAL;
 
 /* ---- readers.c: slots and epochs ----------------------------------------- */
@@ -433,18 +449,23 @@ int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
 void gt__log_rollback(gt_table *t, struct gt_log *log) GT_INTERNAL;
 int gt__recover_guild(gt_table *t, struct gt_guild *g) GT_INTERNAL;
 
-/* Seqlock writes on logged memory: begin makes seq odd, end even. */
+/* Seqlock writes on logged memory. A write makes each seqlock it touches
+ * odd (once: a second touch in the same write changes nothing) and leaves
+ * it odd until the write commits: gt__log_seal then makes them all even at
+ * once, from the log's GT_LOG_SEQ entries. So a reader sees a write whole or
+ * not at all, and one whose writer died waits and recovers it. */
 static inline void gt_seq_begin(a32 *seq) {
     uint32_t s = LOAD(seq, relaxed);
+    if (s & 1u)
+        return;
     STORE(seq, s + 1, relaxed);
     /* pairs with the acquire fence readers issue before re-reading seq */
     atomic_thread_fence(memory_order_release);
 }
-static inline void gt_seq_end(a32 *seq) {
-    uint32_t s = LOAD(seq, relaxed);
-    /* pairs with the acquire load of seq at the start of a reader's copy */
-    STORE(seq, s + 1, release);
-}
+void gt__log_seal(gt_table *t, struct gt_log *log) GT_INTERNAL;
+/* A byte store deferred to the commit (GT_LOG_SET), for what readers follow
+ * without a seqlock: a delete's tombstone. */
+int gt__log_set(gt_table *t, struct gt_log *log, a8 *p, uint8_t v) GT_INTERNAL;
 
 /* ---- alloc.c: heap ------------------------------------------------------- */
 int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
@@ -461,6 +482,7 @@ void gt__punch_locked(gt_table *t, bool committed) GT_INTERNAL;
 
 /* ---- guild.c ----------------------------------------------------------- */
 void gt__dir_rebuild_locked(gt_table *t) GT_INTERNAL;
+uint64_t gt__dir_home(gt_table *t, uint64_t id) GT_INTERNAL;
 struct gt_guild *gt__guild_find(gt_table *t, uint64_t id) GT_INTERNAL;
 /* gt__guild_find through the handle's cache first (the hot path). */
 static inline struct gt_guild *gt_guild_lookup(gt_table *t, uint64_t id) {

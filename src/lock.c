@@ -161,6 +161,51 @@ static void restore_bytes(gt_table *t, struct gt_log *log,
     STORE(seq, (cur | 1u) + 1u, release);
 }
 
+/* An entry a rollback may act on: logs live in the file, so a damaged table
+ * must not make recovery write outside the table's mutable regions. */
+static bool entry_ok(gt_table *t, const struct gt_log *log,
+                     const struct gt_log_ent *e) {
+    const struct gt_geom *g = &t->seg->g;
+    return e->off >= sizeof(struct gt_geom) && e->off < g->file_size &&
+           e->len <= log->data_cap && e->len <= g->file_size - e->off &&
+           e->data <= log->data_cap - e->len &&
+           (!(e->flags & GT_LOG_SEQ) ||
+            ((uint64_t)e->seq_rel + 4 <= e->len &&
+             ((e->off + e->seq_rel) & 3) == 0));
+}
+
+int gt__log_set(gt_table *t, struct gt_log *log, a8 *p, uint8_t v) {
+    return gt__log_action(log, GT_LOG_SET, 0, gt_off(t, p), 1, v);
+}
+
+/* Publish a committing write: apply its deferred stores, then end every
+ * seqlock it opened (see gt_seq_begin). Idempotent, so recovery may redo
+ * it. Entries are checked as a rollback checks them. */
+void gt__log_seal(gt_table *t, struct gt_log *log) {
+    uint32_t n = LOAD(&log->n, relaxed);
+    if (n > log->ent_cap)
+        n = log->ent_cap;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gt_log_ent *e = &log->ent[i];
+        if (e->kind == GT_LOG_SET && e->off < t->seg->g.file_size &&
+            e->off >= sizeof(struct gt_geom))
+            atomic_store_explicit((a8 *)gt_at(t, e->off), (uint8_t)e->data,
+                                  memory_order_release);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gt_log_ent *e = &log->ent[i];
+        if (e->kind != GT_LOG_BYTES || !(e->flags & GT_LOG_SEQ) ||
+            !entry_ok(t, log, e))
+            continue;
+        a32 *seq = gt_at(t, e->off + e->seq_rel);
+        uint32_t s = LOAD(seq, relaxed);
+        /* pairs with the acquire load of seq at the start of a reader's
+         * copy: everything the write stored is seen with the even value */
+        if (s & 1u)
+            STORE(seq, s + 1, release);
+    }
+}
+
 /* Mark entry e of a slot log done; call inside a global section. */
 static int mark_done(gt_table *t, struct gt_log_ent *e) {
     int r = gt__log_bytes(t, gt__glog(t), &e->flags, sizeof e->flags, -1);
@@ -278,9 +323,11 @@ again:
 
 void gt__log_rollback(gt_table *t, struct gt_log *log) {
     uint32_t n = LOAD(&log->n, relaxed);
+    if (n > log->ent_cap)
+        n = log->ent_cap;
     for (uint32_t k = 0; k < n; k++) {
         const struct gt_log_ent *e = &log->ent[n - 1 - k];
-        if (e->kind == GT_LOG_BYTES)
+        if (e->kind == GT_LOG_BYTES && entry_ok(t, log, e))
             restore_bytes(t, log, e);
     }
 }
@@ -325,6 +372,8 @@ int gt__gunlock(gt_table *t) {
     bool failed = LOAD(&gl->state, relaxed) == GT_LOG_FAILED;
     if (failed)
         gt__log_rollback(t, gl);
+    else
+        gt__log_seal(t, gl);
     log_clear(gl); /* commit point of the section */
     gt__punch_locked(t, !failed);
     STORE(&s->lock_pid, 0, relaxed);
@@ -354,6 +403,7 @@ int gt__recover_guild(gt_table *t, struct gt_guild *g) {
         if (LOAD(&log->guild, relaxed) == gidx + 1 &&
             LOAD(&log->n, relaxed) != 0) {
             if (LOAD(&log->state, relaxed) == GT_LOG_COMMITTED) {
+                gt__log_seal(t, log);
                 r = run_actions(t, log, true);
             } else {
                 gt__log_rollback(t, log);
@@ -440,6 +490,8 @@ int gt__wr_commit(struct gt_wr *w) {
     STORE(&w->log->state, GT_LOG_COMMITTED, relaxed);
     sig_fence();
     GT_HOOK("commit");
+    gt__log_seal(w->t, w->log); /* the write becomes visible, whole */
+    GT_HOOK("sealed");
     /* The write is done (linearized) whatever happens next. Its post-commit
      * actions wait, if they must, for readers to release memory (bounded by
      * eviction); a lock error leaves the log for a later recovery to roll

@@ -73,7 +73,6 @@ static int rec_write(struct gt_wr *w, struct gt_rec *r, const uint64_t nw[8],
         }
     }
     STORE(&r->meta, meta, relaxed);
-    gt_seq_end(&r->seq);
     return 0;
 }
 
@@ -325,11 +324,12 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
         goto fail;
     if (idx && (r = gt__act_remove(&w, &v, idx - 1)))
         goto fail;
+    /* the tombstone is stored at commit: a reader that skipped the slot
+     * now would see the member gone before the delete is certain */
     if ((r = rec_write(&w, rec, ow, false, NULL, 0)) ||
-        (r = gt__log_bytes(t, w.log, ctrl, 1, -1)) ||
+        (r = gt__log_set(t, w.log, ctrl, GT_CTRL_DEAD)) ||
         (r = gt__log_action(w.log, GT_LOG_COUNT, 0, 0, 0, -1)))
         goto fail;
-    STORE(ctrl, GT_CTRL_DEAD, release);
     add(&g->tombs, 1);
     count_flags(g, oldf, true, 0, false);
     uint64_t members = LOAD(&g->members, relaxed);
@@ -453,8 +453,7 @@ static int lookup(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
         if (!live || !so)
             return GT_ENOENT;
         const struct gt_geom *geo = &t->seg->g;
-        if (GT_UNLIKELY(so < geo->heap_off ||
-                        gt_store_size(cap, geo->stride) > geo->file_size - so))
+        if (GT_UNLIKELY(!gt_store_ok(geo, so, cap, t->stride)))
             return GT_ECORRUPT;
         const struct gt_store *st = gt_at(t, so);
         uint64_t pos = gt_fastrange(h, cap), grp = pos & ~7ull;

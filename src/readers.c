@@ -45,6 +45,7 @@ struct tls_ent {
     uint32_t slot;
     uint32_t depth; /* nesting of pins (callbacks may scan) */
     uint32_t forkgen;
+    uint32_t pins;  /* makes each pin's ticket unique (gt_pin_ticket) */
 };
 
 static _Thread_local struct tls_ent tls[TLS_CACHE];
@@ -123,6 +124,8 @@ int gt__register(gt_table *t) {
 bool gt__pid_alive(uint32_t pid) {
     if (pid == 0)
         return false;
+    if (pid > INT32_MAX)
+        return true; /* GT_PID_REAPING: a sweeper is freeing the slot */
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
@@ -186,9 +189,15 @@ int gt__sweep(gt_table *t, bool all) {
             if (LOAD(&s->log.n, relaxed) != 0)
                 continue; /* someone else is recovering it: next time */
         }
-        STORE(&s->epoch, 0, relaxed);
+        /* claim the slot before touching it: another sweeper may have
+         * freed it, and a new owner pinned in it, since we read pid */
         uint32_t expect = pid;
-        freed += atomic_compare_exchange_strong(&s->pid, &expect, 0);
+        if (!atomic_compare_exchange_strong(&s->pid, &expect, GT_PID_REAPING))
+            continue;
+        STORE(&s->epoch, 0, relaxed);
+        /* pairs with the acquire CAS of a thread taking the slot */
+        STORE(&s->pid, 0, release);
+        freed++;
     }
     return freed;
 }
@@ -262,8 +271,10 @@ int gt__pin(gt_table *t, uint32_t *slot) {
         return 0;
     struct gt_slot *s = gt_slot_at(t, e->slot);
     uint64_t ep = LOAD(&t->seg->epoch, acquire);
-    STORE(&s->epoch, ep, relaxed);
+    /* the time first: an evictor that sees this pin (acquire on epoch)
+     * must see when it was taken, not the previous pin's time */
     STORE(&s->pin_ns, gt__now_ns(), relaxed);
+    STORE(&s->epoch, gt_pin_ticket(ep, ++e->pins), release);
     /* pairs with the fence in gt__reclaim_locked */
     atomic_thread_fence(memory_order_seq_cst);
     return 0;
@@ -290,19 +301,21 @@ uint64_t gt__min_epoch(gt_table *t, uint64_t below, uint64_t evict_before) {
     uint32_t n = t->seg->g.max_slots;
     for (uint32_t i = 0; i < n; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
-        uint64_t e = LOAD(&s->epoch, acquire);
-        if (e == 0 || e >= min)
+        uint64_t ticket = LOAD(&s->epoch, acquire), e = ticket >> GT_PIN_BITS;
+        if (ticket == 0 || e >= min)
             continue;
         if (e <= below) {
             bool dead = !gt__pid_running(LOAD(&s->pid, relaxed));
             bool stalled = LOAD(&s->pin_ns, relaxed) < evict_before;
+            uint64_t expect = ticket;
+            /* tickets are unique per pin: a slot that moved on to another
+             * pin (or owner) meanwhile is left alone */
+            if ((dead || stalled) &&
+                atomic_compare_exchange_strong(&s->epoch, &expect, 0))
+                continue;
             if (dead || stalled) {
-                uint64_t expect = e;
-                /* a pin that moved on meanwhile is left alone */
-                if (atomic_compare_exchange_strong(&s->epoch, &expect, 0))
-                    continue;
-                e = expect;
-                if (e == 0)
+                e = expect >> GT_PIN_BITS;
+                if (expect == 0 || e >= min)
                     continue;
             }
         }

@@ -273,6 +273,23 @@ static int build(gt_table *t, const struct params *p, uint32_t mode,
     return gt__heap_init(t);
 }
 
+/* The logs recovery will read: their shape must be the one this build
+ * gave them (they are in the committed fixed region, so safe to read). */
+static int check_logs(gt_table *t) {
+    const struct gt_geom *g = &t->seg->g;
+    const struct gt_log *gl = gt__glog(t);
+    if (gl->ent_cap != GT_GLOBAL_LOG_ENTRIES || gl->data_cap != g->glog_data ||
+        LOAD(&gl->n, relaxed) > gl->ent_cap)
+        return GT_ECORRUPT;
+    for (uint32_t i = 0; i < g->max_slots; i++) {
+        const struct gt_log *l = &gt_slot_at(t, i)->log;
+        if (l->ent_cap != GT_SLOT_LOG_ENTRIES || l->data_cap != g->log_data ||
+            LOAD(&l->n, relaxed) > l->ent_cap)
+            return GT_ECORRUPT;
+    }
+    return 0;
+}
+
 static int attach(gt_table *t, const struct params *want, uint32_t flags) {
     struct stat st;
     if (fstat(t->fd, &st) != 0)
@@ -292,7 +309,9 @@ static int attach(gt_table *t, const struct params *want, uint32_t flags) {
         (want->stall_ms && want->stall_ms != g.stall_ms))
         return GT_EMISMATCH;
     (void)flags;
-    return map(t, g.file_size);
+    if ((r = map(t, g.file_size)))
+        return r;
+    return check_logs(t);
 }
 
 static int open_fd(const char *path, int oflags) {

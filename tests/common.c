@@ -48,11 +48,21 @@ gt_member tc_member(uint64_t user, uint64_t seed) {
     m.roles[0] = tc_mix(h + 1);
     m.roles[1] = tc_mix(h + 2);
     m.roles[2] = tc_mix(h + 3);
-    m.roles[3] = tc_mix(h + 4);
-    m.joined_at = (int64_t)(h >> 1);
-    m.worker = (uint32_t)(h % 16);
+    m.roles[3] = tc_mix(m.roles[0] ^ m.roles[1] ^ m.roles[2]);
+    m.joined_at = (int64_t)(tc_mix(user) >> 1);
+    m.worker = tc_worker_of(m.session_id);
     m.flags = GT_ONLINE | ((uint32_t)(h >> 40) & GT_FLAGS_HOST);
     return m;
+}
+
+uint32_t tc_worker_of(uint64_t session_id) {
+    return (uint32_t)(tc_mix(session_id) % 16);
+}
+
+bool tc_member_whole(const gt_member *m) {
+    return m->roles[3] == tc_mix(m->roles[0] ^ m->roles[1] ^ m->roles[2]) &&
+           m->worker == tc_worker_of(m->session_id) &&
+           (uint64_t)m->joined_at == tc_mix(m->user_id) >> 1;
 }
 
 #include <errno.h>

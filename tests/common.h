@@ -3,6 +3,7 @@
 #define GT_TEST_COMMON_H
 
 #include <guildtab.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* A table name unique to this process and call. */
@@ -12,8 +13,12 @@ gt_table *tc_open(const char *name, uint64_t max_members, uint32_t max_guilds,
                   uint32_t payload);
 /* Close and unlink. */
 void tc_drop(gt_table *t, const char *name);
-/* A deterministic member for (seed, user). */
+/* A deterministic member for (seed, user). Its fields keep relations that
+ * tc_member_whole checks (a torn copy breaks them): roles[3] is a hash of
+ * roles[0..2], worker of session_id (tc_worker_of), joined_at of user_id. */
 gt_member tc_member(uint64_t user, uint64_t seed);
+uint32_t tc_worker_of(uint64_t session_id);
+bool tc_member_whole(const gt_member *m);
 uint64_t tc_mix(uint64_t x);
 
 #endif

@@ -52,7 +52,13 @@ contains "dump json" "$out" '"user_id"'
 check "dump table" 0 $?
 [ "$(wc -l <"$out")" -eq 4 ] || { echo "FAIL: dump table --limit 3" >&2; fail=1; }
 
+"$gt" check $name --dir "$dir" >"$out"; check "check" 0 $?
+contains "check" "$out" "consistent"
+"$gt" check $name --dir "$dir" --json >"$out"; check "check --json" 0 $?
+contains "check --json" "$out" '"consistent": true'
+
 "$gt" info >/dev/null 2>&1; check "info without NAME" 2 $?
+"$gt" check >/dev/null 2>&1; check "check without NAME" 2 $?
 "$gt" dump $name --guild abc --dir "$dir" >/dev/null 2>&1
 check "dump --guild abc" 2 $?
 "$gt" dump $name --guild 1 --format xml --dir "$dir" >/dev/null 2>&1

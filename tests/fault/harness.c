@@ -23,9 +23,18 @@ struct shared {
     struct fh_entry e[LOG_MAX];
 };
 static struct shared *sh;
+static uint64_t acknowledged;
+
+uint64_t fh_acknowledged(void) {
+    return acknowledged;
+}
 
 uint64_t fh_gid(unsigned g) {
     return 500 + g;
+}
+
+const char *fh_name(void) {
+    return sh->name;
 }
 
 static void apply(struct fh_model *md, const struct fh_entry *e) {
@@ -77,9 +86,10 @@ static int writer(void *arg) {
         }
         e->set = (uint32_t)tc_rand(&rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
         e->clear = (uint32_t)tc_rand(&rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
-        e->m.worker = e->op == FH_SESSION ? (uint32_t)tc_rand(&rng) % 50 : e->m.worker;
-        if (e->op == FH_SESSION)
+        if (e->op == FH_SESSION) { /* keeps tc_member_whole true */
             e->m.session_id = tc_rand(&rng);
+            e->m.worker = tc_worker_of(e->m.session_id);
+        }
         /* intent, then the write, then the acknowledgement */
         atomic_store(&sh->n, n + 1);
         int rc;
@@ -187,6 +197,19 @@ void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight
     cr_assert_eq(ts.members, total, "table member count %lu, guilds hold %lu (in flight: %d)",
                  (unsigned long)ts.members, (unsigned long)total,
                  inflight ? inflight->op : -1);
+    fh_check(t);
+}
+
+static void print_violation(void *ctx, const char *what) {
+    (void)ctx;
+    cr_log_error("gt_check: %s", what);
+}
+
+void fh_check(gt_table *t) {
+    gt_check_report rep = {.fn = print_violation};
+    int r = gt_check(t, &rep);
+    cr_assert_eq(r, 0, "gt_check: %s, %lu violations", gt_strerror(r),
+                 (unsigned long)rep.violations);
 }
 
 
@@ -242,6 +265,7 @@ bool fh_apply(struct fh_model *md, struct fh_entry *out) {
     for (uint64_t i = 0; i < n; i++) {
         if (sh->e[i].done) {
             apply(md, &sh->e[i]);
+            acknowledged++;
         } else {
             cr_assert_eq(i, n - 1, "only the last write can be in flight");
             *out = sh->e[i];

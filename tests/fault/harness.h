@@ -46,5 +46,11 @@ bool fh_apply(struct fh_model *md, struct fh_entry *out);
  * records, guild counters, fanout sets, scans, the member count. */
 void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight);
 uint64_t fh_gid(unsigned g);
+/* Writes acknowledged by all writers so far. */
+uint64_t fh_acknowledged(void);
+/* The table's name, for other processes to open. */
+const char *fh_name(void);
+/* gt_check must find nothing wrong (violations are logged). */
+void fh_check(gt_table *t);
 
 #endif

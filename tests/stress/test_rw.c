@@ -35,7 +35,7 @@ struct shared {
     /* per writer, per guild: members, online, active of its model */
     uint64_t members[WRITERS][GUILDS], online[WRITERS][GUILDS],
         active[WRITERS][GUILDS];
-    uint64_t churn_cycles;
+    uint64_t churn_cycles, checks;
     char fail[256];
 };
 static struct shared *sh;
@@ -249,13 +249,24 @@ static int reader(void *arg) {
     gt_table *t;
     if (gt_open(sh->name, NULL, &t))
         return 30;
-    uint64_t rng = 5000 + (uint64_t)id, n = 0;
+    uint64_t rng = 5000 + (uint64_t)id, n = 0, checks = 0;
     struct rd rd = {id, 0};
     gt_member out[64];
     uint8_t pays[64 * PAY];
     while (tc_now() < sh->end) {
         uint64_t g = (tc_rand(&rng) % 8 == 0) ? CHURN_GUILD
                                                : GUILD0 + tc_rand(&rng) % GUILDS;
+        if (id == 0 && ++checks % 20000 == 0) {
+            /* the check stops the writers meanwhile: it must find the table
+             * whole at any moment they are stopped at */
+            gt_check_report rep = {0};
+            int r = gt_check(t, &rep);
+            if (r)
+                snprintf(sh->fail, sizeof sh->fail,
+                         "gt_check while writing: %s, %lu violations",
+                         gt_strerror(r), (unsigned long)rep.violations);
+            sh->checks++;
+        }
         if (++n % 2000 == 0) {
             int r;
             switch ((n / 2000) % 4) {
@@ -339,6 +350,7 @@ Test(stress, readers_never_see_torn_records, .timeout = 300) {
               (unsigned long)lookups, (unsigned long)found,
               (unsigned long)scanned, (unsigned long)writes);
     cr_assert(sh->churn_cycles > 0);
+    cr_assert_gt(sh->checks, 0, "gt_check never ran during the writes");
     for (uint32_t gi = 0; gi < GUILDS; gi++) {
         gt_guild_stat st;
         cr_assert_eq(gt_guild_info(t, GUILD0 + gi, &st), 0);
@@ -357,9 +369,12 @@ Test(stress, readers_never_see_torn_records, .timeout = 300) {
         cr_assert_eq(c, ac, "guild %u: active count by scan", gi);
     }
     cr_log_info("rw: %.0f s, %lu writes, %lu lookups (%lu found), %lu scanned, "
-                "%lu guild churn cycles",
+                "%lu guild churn cycles, %lu checks",
                 secs, (unsigned long)writes, (unsigned long)lookups,
                 (unsigned long)found, (unsigned long)scanned,
-                (unsigned long)sh->churn_cycles);
+                (unsigned long)sh->churn_cycles, (unsigned long)sh->checks);
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0, "gt_check: %lu violations",
+                 (unsigned long)rep.violations);
     tc_drop(t, sh->name);
 }

@@ -304,5 +304,8 @@ Test(stress, scans_visit_present_members_exactly_once, .timeout = 300) {
     cr_log_info("scan: %.0f s, %lu scans, churn cycles %lu+%lu", secs,
                 (unsigned long)total, (unsigned long)sh->cycles[0],
                 (unsigned long)sh->cycles[1]);
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0, "gt_check: %lu violations",
+                 (unsigned long)rep.violations);
     tc_drop(t, sh->name);
 }

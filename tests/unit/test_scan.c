@@ -128,6 +128,9 @@ Test(scan, partitions_are_disjoint_and_complete) {
                 cr_assert_eq(c, s->total - before, "count of partition %u", p);
                 sum += c;
             }
+            uint64_t all = 0;
+            cr_assert_eq(gt_select_count(t, G, filters[fi], 0, 1, &all), 0);
+            cr_assert_eq(sum, all, "partition counts add up to the guild's");
             cr_assert_eq(s->bad, 0);
             for (uint64_t i = 0; i < N; i++)
                 cr_assert_eq(s->count[i], model_match(&model[i], filters[fi]),

@@ -38,6 +38,7 @@ enum cli_exit {
     CLI_EXIT_OK = 0,
     CLI_EXIT_ERROR = 1, /* the library or the system refused */
     CLI_EXIT_USAGE = 2, /* bad arguments */
+    CLI_EXIT_VIOLATIONS = 3, /* check: the table is not consistent */
     /* Not an exit code: a parser's "arguments are fine, run the command".
      * Parsers return it or the exit code to leave with (help, usage). */
     CLI_RUN = -1,
@@ -128,5 +129,6 @@ int cmd_ls(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

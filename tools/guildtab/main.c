@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"ls", cmd_ls, "list the tables in a directory"},
     {"info", cmd_info, "counters of one table and its largest guilds"},
     {"dump", cmd_dump, "print the members of one guild"},
+    {"check", cmd_check, "check a table for consistency"},
     {"demo", cmd_demo,
      "load a big guild, run readers, a writer and a sender on it; report"},
 };
@@ -31,7 +32,8 @@ static void usage(FILE *f) {
         f,
         "\nEvery command takes --help and --dir DIR (default " CLI_DEFAULT_DIR
         ").\n"
-        "Exit status: 0 success, 1 error, 2 bad arguments.\n");
+        "Exit status: 0 success, 1 error, 2 bad arguments (check: 3 when it\n"
+        "finds violations).\n");
 }
 
 int main(int argc, char **argv) {

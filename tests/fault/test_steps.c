@@ -4,9 +4,10 @@
  *
  * For each step and several occurrences of it, a writer runs the random
  * write mix of harness.c with GT_CRASH_AT=step:n and kills itself there.
- * Recovery is left to what any reader does first: gt_info (a sweep of dead
- * slots) and, for what a sweep does not cover, the checks' own reads. Every
- * step must be reached at least once. */
+ * Recovery is left to what any reader does first: every other death a
+ * gt_info (a sweep of dead slots), otherwise the checks' own lookups and
+ * scans, which meet the seqlocks the dead writer left odd, wait, see it is
+ * dead and recover it. Every step must be reached at least once. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +41,11 @@ Test(fault, every_named_step, .timeout = 900) {
             kills += killed;
             struct fh_entry in;
             bool inflight = fh_apply(md, &in);
-            gt_table_stat st;
-            cr_assert_eq(gt_info(t, &st), 0); /* sweeps the dead writer */
+            if (o % 2 == 0) {
+                gt_table_stat st;
+                cr_assert_eq(gt_info(t, &st), 0); /* sweeps the dead writer */
+            } /* else the checks' own reads meet its work first: a reader
+               * waiting on a seqlock it left odd recovers the guild */
             fh_verify(t, md, inflight ? &in : NULL);
         }
     }

@@ -93,6 +93,9 @@ Test(alloc, full_file_system_is_enospc_not_sigbus) {
     gt_guild_stat st;
     cr_assert_eq(gt_guild_info(t, 1, &st), 0);
     cr_assert_eq(st.active, active);
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0, "inconsistent after ENOSPC: %lu",
+                 (unsigned long)rep.violations);
     /* room again after deletes */
     for (uint64_t u = 0; u < n; u += 2)
         cr_assert_eq(gt_delete(t, 1, u), 0);
@@ -102,6 +105,7 @@ Test(alloc, full_file_system_is_enospc_not_sigbus) {
                      (unsigned long)u);
     }
     expect_members(t, 1, n);
+    cr_assert_eq(gt_check(t, &rep), 0);
     /* a new guild may not fit at all: still a clean error */
     gt_member m = tc_member(1, 3);
     for (uint64_t g = 100; g < 200; g++) {
@@ -115,6 +119,7 @@ Test(alloc, full_file_system_is_enospc_not_sigbus) {
     gt_options o = {.dir = mnt};
     cr_assert_eq(gt_open(name, &o, &t), 0);
     expect_members(t, 1, n);
+    cr_assert_eq(gt_check(t, &rep), 0);
     gt_close(t);
     cr_assert_eq(gt_unlink(name, mnt), 0);
 }

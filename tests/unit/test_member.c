@@ -273,6 +273,7 @@ Test(member, max_members_is_exact) {
     cr_assert_eq(gt_insert(s, 7, &m, NULL), GT_EFULL, "new guild");
     cr_assert_eq(gt_guild_info(s, 7, &(gt_guild_stat){0}), GT_ENOENT,
                  "a failed insert left its new guild behind");
+    cr_assert_eq(gt_check(s, NULL), 0, "consistent when full");
     gt_member r = tc_member(3, 9); /* replacing needs no room */
     cr_assert_eq(gt_insert(s, 0, &r, NULL), 0);
     gt_table_stat ts;

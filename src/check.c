@@ -186,10 +186,14 @@ static int check_store(struct ck *c, uint32_t gi, struct gt_guild *g,
     const a8 *ctrl = gt_ctrl(st);
     for (uint64_t i = 0; i < cap; i++) {
         uint8_t cb = LOAD(&ctrl[i], relaxed);
-        if (cb == GT_CTRL_EMPTY)
-            continue;
-        if (cb == GT_CTRL_DEAD) {
-            tombs++;
+        if (cb == GT_CTRL_EMPTY || cb == GT_CTRL_DEAD) {
+            /* scans rely on it: see gt__store_make */
+            const struct gt_rec *r = gt_rec_at(t, st, cap, i);
+            if (LOAD(&r->meta, relaxed) & GT_REC_LIVE)
+                bad(c, "guild #%u: %s slot %lu holds a live record", gi,
+                    cb == GT_CTRL_DEAD ? "deleted" : "empty",
+                    (unsigned long)i);
+            tombs += cb == GT_CTRL_DEAD;
             continue;
         }
         if (cb & 0x80u) {

@@ -5,7 +5,9 @@
  *
  * GT_CRASH_AT="step:n" makes the process SIGKILL itself the n-th time
  * (counting from 1) it reaches the GT_HOOK named step; GT_CRASH_AT="step"
- * means the first time. The fault tests use it to die at every step of
+ * means the first time, and "step:n:stop" SIGSTOPs instead, so a test can
+ * line processes up (stop a scanner where it waits, kill the writer it
+ * waits for, resume it). The fault tests use it to die at every step of
  * every write, deterministically, instead of at random moments. The
  * variable is read at every hook, so a forked child may set it.
  */
@@ -29,7 +31,8 @@ void gt__hook(const char *step) {
     size_t n = strcspn(e, ":");
     if (strlen(step) != n || strncmp(step, e, n) != 0)
         return;
-    long at = e[n] == ':' ? strtol(e + n + 1, NULL, 10) : 1;
+    char *rest = (char *)e + n;
+    long at = *rest == ':' ? strtol(rest + 1, &rest, 10) : 1;
     if (++reached == at)
-        raise(SIGKILL);
+        raise(strcmp(rest, ":stop") == 0 ? SIGSTOP : SIGKILL);
 }

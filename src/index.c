@@ -196,7 +196,12 @@ int gt__store_make(struct gt_wr *w, uint64_t members, uint64_t *off,
     if (r)
         return r;
     struct gt_store *st = gt_at(t, *off);
-    memset(st, 0, sizeof *st);
+    /* Whole: the block may be reused memory, and a slot's record must hold
+     * no member (meta 0, seq even) unless its control byte says so. An
+     * insert rolled back restores the record it logged; were that leftover
+     * bytes, a scan that saw the insert's control byte before the rollback
+     * would then copy them, seqlock intact, as a member. */
+    memset(st, 0, bytes);
     st->magic = GT_STORE_MAGIC;
     st->guild_id = LOAD(&w->g->id, relaxed);
     st->cap = c;

@@ -123,8 +123,6 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
     a8 *ctrl = &gt_ctrl(v->st)[slot];
     uint8_t old = LOAD(ctrl, relaxed);
     struct gt_rec *rec = gt_rec_at(w->t, v->st, v->cap, slot);
-    if (old == GT_CTRL_EMPTY) /* never written in this block: make it even */
-        STORE(&rec->seq, LOAD(&rec->seq, relaxed) & ~1u, relaxed);
     uint32_t idx = 0;
     if ((r = log_counters(w)) ||
         (r = act_sync(w, v, slot, 0, m, 0, &idx)))
@@ -137,6 +135,7 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
     GT_HOOK("insert_ctrl");
     /* pairs with the acquire fence after a reader's control group load */
     STORE(ctrl, (uint8_t)(h & 0x7f), release);
+    GT_HOOK("insert_done");
     if (old == GT_CTRL_DEAD)
         add(&g->tombs, -1);
     count_flags(g, 0, false, m->flags, true);

@@ -355,6 +355,8 @@ uint32_t gt__slots_used(gt_table *t) {
  * checks whether the guild's writer died, and if so recovers the guild by
  * taking its lock; gives up after GT_READ_TIMEOUT_NS with GT_EBUSY. */
 int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) {
+    if (w->spins == 0)
+        GT_HOOK("read_wait");
     if (w->spins++ < 64) {
         gt_cpu_relax();
         return 0;

@@ -28,16 +28,22 @@
 struct shared {
     _Atomic uint64_t reads;
     double end;
-    char fail[256];
+    char fail[512];
 };
 static struct shared *rs;
 
 static int on_member(void *ctx, const gt_member *m, const void *p) {
-    (void)ctx, (void)p;
+    (void)p;
     atomic_fetch_add_explicit(&rs->reads, 1, memory_order_relaxed);
     if (!tc_member_whole(m) && !rs->fail[0])
-        snprintf(rs->fail, sizeof rs->fail, "torn member %lu",
-                 (unsigned long)m->user_id);
+        snprintf(rs->fail, sizeof rs->fail,
+                 "torn member from %s: user %lu session %lu worker %u "
+                 "flags %#x joined %ld roles %lx %lx %lx %lx",
+                 (const char *)ctx, (unsigned long)m->user_id,
+                 (unsigned long)m->session_id, (unsigned)m->worker,
+                 (unsigned)m->flags, (long)m->joined_at,
+                 (unsigned long)m->roles[0], (unsigned long)m->roles[1],
+                 (unsigned long)m->roles[2], (unsigned long)m->roles[3]);
     return 0;
 }
 static int on_batch(void *ctx, uint32_t w, const gt_recipient *r, size_t n) {
@@ -60,10 +66,10 @@ static int reader(void *arg) {
         for (int i = 0; i < 200; i++) {
             gt_member m;
             if (gt_lookup(t, g, tc_rand(&rng) % FH_USERS, &m, NULL) == 0)
-                on_member(NULL, &m, NULL);
+                on_member("lookup", &m, NULL);
         }
         int r = tc_rand(&rng) & 1
-                    ? gt_select(t, g, NULL, 0, 1, on_member, NULL)
+                    ? gt_select(t, g, NULL, 0, 1, on_member, "select")
                     : gt_fanout(t, g, &(gt_filter){.flags_set = GT_ACTIVE}, 0,
                                 1, on_batch, NULL);
         if (r && r != GT_ENOENT && r != GT_EBUSY && !rs->fail[0])

@@ -106,6 +106,9 @@ Test(check, storage_damage) {
     expect("wrong tag");
     STORE(cb, GT_CTRL_EMPTY, relaxed);
     expect("counters say");
+    expect("empty slot"); /* ... holds a live record: scans rely on it */
+    STORE(cb, GT_CTRL_DEAD, relaxed);
+    expect("deleted slot");
     STORE(cb, old, relaxed);
     expect(NULL);
 
@@ -127,6 +130,8 @@ Test(check, storage_damage) {
     STORE(&gt_ctrl(st)[e], (uint8_t)(h & 0x7f), relaxed);
     expect("stored twice");
     STORE(&gt_ctrl(st)[e], GT_CTRL_EMPTY, relaxed);
+    expect("holds a live record");
+    STORE(&copy->meta, 0, relaxed);
     expect(NULL);
 
     struct gt_guild *g = gt_guild_lookup(t, 3);

@@ -1,0 +1,134 @@
+/* test_rollback.c - a scan that meets an insert in flight whose writer then
+ * dies sees the guild as it was, even when the guild's storage is reused
+ * memory full of another guild's old records.
+ *
+ * The insert claims an empty slot: control byte set, record seqlock odd.
+ * A scan that read that control byte waits on the seqlock; the writer is
+ * killed; the rollback restores the control byte and the record's old
+ * bytes, and the scan, resuming, copies the record under an even seqlock.
+ * Those old bytes must hold no member. (They once held whatever the block
+ * held before: the soak run caught a scan delivering such a record.)
+ *
+ * Deterministic, with the test library's stop points (src/hooks.c): the
+ * writer stops once it has claimed the slot, the scanner stops the first time it waits;
+ * then the writer is killed and the scanner resumed. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "internal.h"
+
+#define OLD 1u  /* the guild whose block is reused */
+#define NEW 2u  /* the guild that gets it */
+#define OTHER 3u
+#define BUDDY 4u /* holds the block next to OLD's: freeing OLD's merges
+                    nothing, so its pages keep their bytes (not punched) */
+#define N 400u
+
+struct shared {
+    uint64_t newbie; /* the user of the insert in flight */
+    int seen, foreign, rc;
+};
+static struct shared *sh;
+static const char *name;
+
+static void stopped(pid_t p) {
+    int st;
+    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
+    cr_assert(WIFSTOPPED(st), "pid %d did not stop (status %#x)", (int)p, st);
+}
+
+static int insert_newbie(void *arg) {
+    (void)arg;
+    gt_table *t;
+    if (gt_open(name, NULL, &t))
+        return 1;
+    setenv("GT_CRASH_AT", "insert_done:1:stop", 1);
+    gt_member m = tc_member(sh->newbie, 5);
+    gt_insert(t, NEW, &m, NULL);
+    return 2; /* never reached: stopped, then killed */
+}
+
+static int on_member(void *ctx, const gt_member *m, const void *p) {
+    (void)ctx, (void)p;
+    sh->seen++;
+    sh->foreign += m->user_id != 1; /* the one member NEW holds */
+    return 0;
+}
+
+static int scan(void *arg) {
+    (void)arg;
+    gt_table *t;
+    if (gt_open(name, NULL, &t))
+        return 1;
+    setenv("GT_CRASH_AT", "read_wait:1:stop", 1);
+    sh->rc = gt_select(t, NEW, NULL, 0, 1, on_member, NULL);
+    gt_close(t);
+    return 0;
+}
+
+Test(fault, scan_meets_rolled_back_insert_in_reused_block, .timeout = 120) {
+    sh = tc_shared(sizeof *sh);
+    name = tc_name("rollback");
+    gt_table *t = tc_open(name, 100000, 16, 0);
+    /* OLD's block: every slot it used holds a live record */
+    cr_assert_eq(gt_guild_reserve(t, OLD, N), 0);
+    cr_assert_eq(gt_guild_reserve(t, BUDDY, N), 0);
+    for (uint64_t u = 1; u <= N; u++) {
+        gt_member m = tc_member(1000 + u, u);
+        cr_assert_eq(gt_insert(t, OLD, &m, NULL), 0);
+    }
+    cr_assert_eq(gt_guild_reserve(t, OTHER, 64), 0);
+    struct gt_guild *g = gt_guild_lookup(t, OLD);
+    uint64_t old_off = LOAD(&g->store_off, relaxed);
+    uint32_t cap = LOAD(&g->cap, relaxed);
+    /* the newcomer: one of OLD's members, sitting in its home slot, so in
+     * NEW it claims that very slot, whose bytes are its old live record */
+    const struct gt_store *st = gt_at(t, old_off);
+    for (uint64_t u = 1001; u <= 1000 + N && !sh->newbie; u++) {
+        uint64_t h = gt_hash(t, u), home = gt_fastrange(h, cap);
+        if (gt__store_find(t, st, cap, u, h) == home &&
+            home != gt_fastrange(gt_hash(t, 1), cap))
+            sh->newbie = u;
+    }
+    cr_assert_neq(sh->newbie, 0);
+    cr_assert_eq(gt_guild_delete(t, OLD), 0);
+    /* commits reclaim retired blocks no reader holds (OTHER has room: these
+     * inserts allocate nothing) */
+    for (uint64_t u = 1; u <= 8; u++) {
+        gt_member m = tc_member(u, u);
+        cr_assert_eq(gt_insert(t, OTHER, &m, NULL), 0);
+    }
+    /* NEW, the same size, gets the block (else the test proves nothing) */
+    cr_assert_eq(gt_guild_reserve(t, NEW, N), 0);
+    g = gt_guild_lookup(t, NEW);
+    uint64_t new_off = LOAD(&g->store_off, relaxed);
+    cr_assert_eq(new_off, old_off, "the allocator did not reuse the block "
+                 "(%#lx, now %#lx)", (unsigned long)old_off,
+                 (unsigned long)new_off);
+    cr_assert_eq(LOAD(&g->cap, relaxed), cap);
+    gt_member one = tc_member(1, 1);
+    cr_assert_eq(gt_insert(t, NEW, &one, NULL), 0);
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0, "reused block not clean");
+
+    pid_t w = tc_spawn(insert_newbie, NULL);
+    stopped(w); /* control byte set, record mid-write */
+    pid_t s = tc_spawn(scan, NULL);
+    stopped(s); /* waiting on that record */
+    kill(w, SIGKILL);
+    cr_assert_eq(waitpid(w, NULL, 0), w);
+    kill(s, SIGCONT); /* it sees the writer dead and rolls it back */
+    tc_reap(&s, 1, "scanner");
+    cr_assert_eq(sh->rc, 0, "gt_select: %s", gt_strerror(sh->rc));
+    cr_assert_eq(sh->foreign, 0, "the scan delivered %d members NEW never had",
+                 sh->foreign);
+    cr_assert_eq(sh->seen, 1);
+    cr_assert_eq(gt_lookup(t, NEW, sh->newbie, NULL, NULL), GT_ENOENT);
+    cr_assert_eq(gt_check(t, &rep), 0);
+    tc_drop(t, name);
+}

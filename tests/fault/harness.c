@@ -237,9 +237,13 @@ pid_t fh_writer(uint64_t seed, const char *crash_at, uint64_t max_ops) {
     atomic_store(&sh->n, 0);
     pid_t p = tc_spawn(writer_main, NULL);
     while (!atomic_load(&sh->started)) {
-        int st;
-        if (waitpid(p, &st, WNOHANG) == p) /* died while opening */
-            cr_assert_fail("writer ended before it started (%d)", st);
+        /* WNOWAIT: a writer that started and died at once (a crash at its
+         * first step) is left for fh_reap */
+        siginfo_t si = {0};
+        cr_assert_eq(waitid(P_PID, (id_t)p, &si, WEXITED | WNOHANG | WNOWAIT), 0);
+        if (si.si_pid == p && !atomic_load(&sh->started))
+            cr_assert_fail("writer ended before it started (code %d, status %d)",
+                           si.si_code, si.si_status);
         usleep(100);
     }
     return p;

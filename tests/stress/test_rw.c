@@ -244,6 +244,12 @@ static int check_recipients(void *ctx, uint32_t w, const gt_recipient *b,
     return 0;
 }
 
+static void first_violation(void *ctx, const char *what) {
+    char *first = ctx;
+    if (!first[0])
+        snprintf(first, 160, "%s", what);
+}
+
 static int reader(void *arg) {
     int id = (int)(intptr_t)arg;
     gt_table *t;
@@ -259,12 +265,13 @@ static int reader(void *arg) {
         if (id == 0 && ++checks % 20000 == 0) {
             /* the check stops the writers meanwhile: it must find the table
              * whole at any moment they are stopped at */
-            gt_check_report rep = {0};
+            char first[160] = "";
+            gt_check_report rep = {.fn = first_violation, .ctx = first};
             int r = gt_check(t, &rep);
             if (r)
                 snprintf(sh->fail, sizeof sh->fail,
-                         "gt_check while writing: %s, %lu violations",
-                         gt_strerror(r), (unsigned long)rep.violations);
+                         "gt_check while writing: %s, %lu violations, first: %s",
+                         gt_strerror(r), (unsigned long)rep.violations, first);
             sh->checks++;
         }
         if (++n % 2000 == 0) {

@@ -619,6 +619,62 @@ struct gt_scan {
 };
 int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) GT_INTERNAL;
 
+/* Limits of gt_options (segment.c), also what a snapshot may ask for. */
+#define GT_LIMIT_MAX_MEMBERS (1ull << 30)
+#define GT_LIMIT_MAX_GUILDS (1u << 24)
+
+/* ---- snapshot.c: the format, for the loader and its fuzz test ----------- */
+struct gt_snap_manifest {
+    uint32_t payload_size, max_guilds;
+    uint64_t max_members, guilds, members, created, digest;
+};
+struct gt_snap_guild {
+    uint64_t guild_id, members, online, active, digest;
+};
+/* Records in key order; each returns 0, GT_ENOENT at the end, or an error.
+ * max_records bounds the member records the source can hold (from its
+ * size): counts claimed beyond it are refused before anything is reserved
+ * for them, so a forged count cannot make a restore take memory. */
+struct gt_snap_reader {
+    uint64_t max_records;
+    int (*manifest)(struct gt_snap_reader *r, const void **v, size_t *n);
+    int (*guild)(struct gt_snap_reader *r, const void **k, size_t *kn,
+                 const void **v, size_t *vn);
+    int (*member)(struct gt_snap_reader *r, const void **k, size_t *kn,
+                  const void **v, size_t *vn);
+};
+#define GT_SNAP_VERSION 1u
+#define GT_SNAP_MANIFEST_BYTES 72u
+#define GT_SNAP_GUILD_BYTES 48u
+#define GT_SNAP_MEMBER_BYTES(payload) (64u + (payload) + 8u)
+/* Digests, XXH3 streams with these seeds: a guild's over its members'
+ * checksums (the value's last 8 bytes, as stored) in key order; the
+ * table's over its guild records in key order. */
+#define GT_SNAP_SEED_MEMBER 0x736e617073686f76ull
+#define GT_SNAP_SEED_TABLE 0x736e617073686f77ull
+#define GT_SNAP_SEED_GUILD 0x736e617073686f78ull
+void gt__snap_manifest_encode(const struct gt_snap_manifest *m,
+                              uint32_t version, uint8_t *b) GT_INTERNAL;
+void gt__snap_guild_encode(const struct gt_snap_guild *g, uint8_t *b)
+    GT_INTERNAL;
+/* key: guild_id, user_id big-endian; val: GT_SNAP_MEMBER_BYTES(psize) */
+void gt__snap_member_encode(uint64_t guild, const uint64_t w[8],
+                            const uint8_t *payload, uint32_t psize,
+                            uint8_t key[16], uint8_t *val) GT_INTERNAL;
+int gt__snap_manifest_decode(const void *v, size_t n,
+                             struct gt_snap_manifest *m) GT_INTERNAL;
+int gt__snap_guild_decode(const void *k, size_t kn, const void *v, size_t vn,
+                          struct gt_snap_guild *g) GT_INTERNAL;
+int gt__snap_member_decode(const void *k, size_t kn, const void *v, size_t vn,
+                           uint32_t psize, uint64_t *guild, gt_member *m,
+                           const uint8_t **payload, uint64_t *check) GT_INTERNAL;
+int gt__snap_load(gt_table *t, struct gt_snap_reader *rd, bool one,
+                  uint64_t only, gt_progress_fn fn, void *ctx) GT_INTERNAL;
+
+/* lmdbfile.c: LMDB's structure of a file checked before LMDB reads it. */
+int gt__lmdb_check(const void *map, uint64_t size, const char *const *names)
+    GT_INTERNAL;
+
 /* Per-thread scratch memory reused by scans (freed at thread exit). */
 void *gt__scratch(size_t bytes, int which) GT_INTERNAL;
 

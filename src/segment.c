@@ -32,8 +32,6 @@
 #define DEFAULT_MAX_GUILDS 4096u
 #define DEFAULT_MAX_SLOTS 256u
 #define DEFAULT_STALL_MS 10000u
-#define LIMIT_MAX_MEMBERS (1ull << 30)
-#define LIMIT_MAX_GUILDS (1u << 24)
 #define LIMIT_MAX_SLOTS 65536u
 #define GLOG_DATA (32u << 10)
 #define SMALL_GUILD_BYTES 8192u /* heap set aside per guild beyond members */
@@ -184,8 +182,8 @@ static int validate(const struct gt_geom *g, uint64_t fsize) {
         return GT_EINCOMPAT;
     if (g->checksum != geom_checksum(g))
         return GT_ECORRUPT;
-    if (g->max_members == 0 || g->max_members > LIMIT_MAX_MEMBERS ||
-        g->max_guilds == 0 || g->max_guilds > LIMIT_MAX_GUILDS ||
+    if (g->max_members == 0 || g->max_members > GT_LIMIT_MAX_MEMBERS ||
+        g->max_guilds == 0 || g->max_guilds > GT_LIMIT_MAX_GUILDS ||
         g->max_slots == 0 || g->max_slots > LIMIT_MAX_SLOTS ||
         g->payload_size > GT_PAYLOAD_MAX)
         return GT_ECORRUPT;
@@ -333,7 +331,7 @@ GT_API int gt_open(const char *name, const gt_options *opts,
     if ((o.flags & ~(GT_CREATE | GT_EXCL | GT_RDONLY)) ||
         ((o.flags & GT_EXCL) && !(o.flags & GT_CREATE)) ||
         ((o.flags & GT_RDONLY) && (o.flags & GT_CREATE)) ||
-        o.max_members > LIMIT_MAX_MEMBERS || o.max_guilds > LIMIT_MAX_GUILDS ||
+        o.max_members > GT_LIMIT_MAX_MEMBERS || o.max_guilds > GT_LIMIT_MAX_GUILDS ||
         o.max_slots > LIMIT_MAX_SLOTS || o.payload_size > GT_PAYLOAD_MAX ||
         (o.mode & ~07777u))
         return GT_EINVAL;

@@ -305,6 +305,46 @@ typedef struct gt_table_stat {
  */
 GT_API int gt_info(gt_table *t, gt_table_stat *out);
 
+/* ---- reader slots --------------------------------------------------------
+ * Every thread that reads or writes a table holds one of its max_slots slots
+ * while it has the table open. A slot's pin says the thread is inside a read
+ * (memory retired since then is kept for it); a stalled pin is evicted after
+ * stall_timeout_ms, a dead process's pin is dropped at once, and its slot is
+ * freed by the next sweep: every gt_open sweeps, a thread short of a slot
+ * sweeps, and gt_reap sweeps at once.
+ */
+typedef struct gt_reader_stat {
+    uint32_t slot;     /* index of the slot */
+    uint32_t pid;      /* owning process */
+    uint32_t tid;      /* owning thread (Linux tid) */
+    uint8_t alive;     /* 1 if the owning process is running */
+    uint8_t pinned;    /* 1 if inside a read now */
+    uint8_t writing;   /* 1 if a guild write is in flight (undo log) */
+    uint8_t reserved_;
+    uint64_t pinned_ns; /* how long the current pin has lasted (0: none) */
+    uint64_t epoch_lag; /* reclamation epochs since the pin (0: none) */
+} gt_reader_stat;
+typedef int (*gt_reader_fn)(void *ctx, const gt_reader_stat *r);
+
+/*
+ * gt_readers - call fn for every slot in use, in slot order; a non-zero
+ * return stops the walk and is returned. A snapshot of racing state: a slot
+ * may be freed or taken while it is walked.
+ * Errors: GT_EINVAL (t or fn NULL).
+ * Concurrency: any thread, lock-free; works on GT_RDONLY handles.
+ */
+GT_API int gt_readers(gt_table *t, gt_reader_fn fn, void *ctx);
+
+/*
+ * gt_reap - free now the slots of dead processes (finishing first any write
+ * one died in the middle of, as a writer would) and drop their pins.
+ * reaped: may be NULL; receives the number of slots freed.
+ * Errors: GT_EINVAL (t NULL), GT_EROFS (read-only handle).
+ * Concurrency: any thread; takes the global lock briefly when it finds a
+ *   dead slot.
+ */
+GT_API int gt_reap(gt_table *t, uint32_t *reaped);
+
 /*
  * gt_check - check the whole table for consistency: header, guild directory
  * and headers, every guild's storage (control bytes, records, probe chains,

@@ -374,3 +374,44 @@ int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) {
     sched_yield();
     return 0;
 }
+
+GT_API int gt_readers(gt_table *t, gt_reader_fn fn, void *ctx) {
+    if (!t || !fn)
+        return GT_EINVAL;
+    uint32_t n = t->seg->g.max_slots;
+    uint64_t now = gt__now_ns(), epoch = LOAD(&t->seg->epoch, acquire);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gt_slot *s = gt_slot_at(t, i);
+        uint32_t pid = LOAD(&s->pid, acquire);
+        if (pid == 0 || pid > INT32_MAX) /* free, or being freed */
+            continue;
+        uint64_t ticket = LOAD(&s->epoch, acquire);
+        uint64_t pin_ns = LOAD(&s->pin_ns, relaxed);
+        uint64_t pin_epoch = ticket >> GT_PIN_BITS;
+        gt_reader_stat r = {
+            .slot = i,
+            .pid = pid,
+            .tid = LOAD(&s->tid, relaxed),
+            .alive = gt__pid_running(pid),
+            .pinned = ticket != 0,
+            .writing = LOAD(&s->log.n, relaxed) != 0,
+            .pinned_ns = ticket && now > pin_ns ? now - pin_ns : 0,
+            .epoch_lag = ticket && epoch > pin_epoch ? epoch - pin_epoch : 0,
+        };
+        int rc = fn(ctx, &r);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+GT_API int gt_reap(gt_table *t, uint32_t *reaped) {
+    if (!t)
+        return GT_EINVAL;
+    if (t->flags & GT_RDONLY)
+        return GT_EROFS;
+    int freed = gt__sweep(t, true);
+    if (reaped)
+        *reaped = (uint32_t)freed;
+    return 0;
+}

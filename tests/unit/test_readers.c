@@ -267,3 +267,83 @@ Test(readers, stalled_scan_is_evicted) {
     close(pfd[1]);
     tc_drop(t, name);
 }
+
+struct seen {
+    pid_t pid;
+    int slots, alive, pinned;
+};
+static int see(void *ctx, const gt_reader_stat *r) {
+    struct seen *s = ctx;
+    if ((pid_t)r->pid != s->pid)
+        return 0;
+    s->slots++;
+    s->alive += r->alive;
+    s->pinned += r->pinned;
+    if (r->pinned)
+        cr_assert(r->epoch_lag < 1000000);
+    else
+        cr_assert_eq(r->pinned_ns, 0);
+    return 0;
+}
+static struct seen look(gt_table *t, pid_t pid) {
+    struct seen s = {.pid = pid};
+    cr_assert_eq(gt_readers(t, see, &s), 0);
+    return s;
+}
+static int look_inside(void *ctx, const gt_member *m, const void *p) {
+    (void)m, (void)p;
+    struct seen s = look(ctx, getpid());
+    cr_assert_eq(s.pinned, 1, "a thread inside a scan shows as pinned");
+    return 1;
+}
+static int stop_at_first(void *ctx, const gt_reader_stat *r) {
+    (void)ctx, (void)r;
+    return 7;
+}
+
+Test(readers, slots_are_listed_and_reaped) {
+    const char *name = tc_name("list");
+    gt_table *t = tc_open(name, 10000, 8, 0);
+    fill(t, 1, 100);
+    cr_assert_eq(gt_select(t, 1, NULL, 0, 1, nothing, NULL), 0);
+    struct seen me = look(t, getpid());
+    cr_assert(me.slots == 1 && me.alive == 1 && me.pinned == 0);
+    cr_assert_eq(gt_select(t, 1, NULL, 0, 1, look_inside, t), 1);
+
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct hold h = {name, fds[1]};
+    pid_t p = tc_spawn(pin_forever, &h);
+    char c;
+    cr_assert_eq(read(fds[0], &c, 1), 1);
+    struct seen child = look(t, p);
+    cr_assert(child.slots == 1 && child.alive == 1 && child.pinned == 1,
+              "a pinned child: %d slots, %d alive, %d pinned", child.slots,
+              child.alive, child.pinned);
+    gt_table *ro; /* opened now: gt_open sweeps dead slots */
+    gt_options o = {.flags = GT_RDONLY};
+    cr_assert_eq(gt_open(name, &o, &ro), 0);
+    kill(p, SIGKILL);
+    cr_assert_eq(waitpid(p, NULL, 0), p);
+    child = look(t, p);
+    cr_assert(child.slots == 1 && child.alive == 0, "a dead child's slot stays "
+              "until reaped, shown dead");
+    cr_assert_eq(gt_reap(ro, NULL), GT_EROFS);
+    cr_assert_eq(look(ro, p).slots, 1, "listing works read-only");
+    gt_close(ro);
+    uint32_t reaped = 0;
+    cr_assert_eq(gt_reap(t, &reaped), 0);
+    cr_assert_geq(reaped, 1);
+    cr_assert_eq(look(t, p).slots, 0);
+    cr_assert_eq(look(t, getpid()).slots, 1, "live slots are kept");
+    cr_assert_eq(gt_reap(t, &reaped), 0);
+    cr_assert_eq(reaped, 0);
+
+    cr_assert_eq(gt_readers(t, stop_at_first, NULL), 7);
+    cr_assert_eq(gt_readers(NULL, see, NULL), GT_EINVAL);
+    cr_assert_eq(gt_readers(t, NULL, NULL), GT_EINVAL);
+    cr_assert_eq(gt_reap(NULL, NULL), GT_EINVAL);
+    close(fds[0]);
+    close(fds[1]);
+    tc_drop(t, name);
+}

@@ -1,6 +1,7 @@
 #!/bin/sh
-# test_cli.sh - the guildtab tool end to end: a short demo run, then ls,
-# info and dump on the table it kept, and the exit codes of bad input.
+# test_cli.sh - the guildtab tool end to end: a short demo run, then every
+# inspection command, snapshot and restore on the table it kept, and the
+# exit codes of bad input.
 # usage: test_cli.sh PATH-TO-guildtab
 set -u
 gt=$1
@@ -56,6 +57,73 @@ check "dump table" 0 $?
 contains "check" "$out" "consistent"
 "$gt" check $name --dir "$dir" --json >"$out"; check "check --json" 0 $?
 contains "check --json" "$out" '"consistent": true'
+
+"$gt" guilds $name --dir "$dir" >"$out"; check "guilds" 0 $?
+contains "guilds" "$out" '^ *1 *20000 *20000 '
+"$gt" guilds $name --dir "$dir" --top 1 --json >"$out"; check "guilds --json" 0 $?
+contains "guilds --json" "$out" '"guild_id": 1, "members": 20000'
+"$gt" guilds $name --dir "$dir" --top 0 >/dev/null 2>&1
+check "guilds --top 0" 2 $?
+
+# a member the dump printed, read back with get
+uid=$("$gt" dump $name --guild 1 --dir "$dir" --format csv --limit 1 |
+    tail -n 1 | cut -d, -f1)
+"$gt" get $name 1 "$uid" --dir "$dir" >"$out"; check "get" 0 $?
+contains "get" "$out" "^user_id *$uid\$"
+"$gt" get $name 1 "$uid" --dir "$dir" --json >"$out"; check "get --json" 0 $?
+contains "get --json" "$out" "\"user_id\": $uid,"
+"$gt" get $name 1 0 --dir "$dir" >"$out" 2>&1; check "get missing member" 1 $?
+contains "get missing member" "$out" "no such table, guild or member"
+"$gt" get $name 1 --dir "$dir" >/dev/null 2>&1; check "get without U" 2 $?
+"$gt" get $name x 1 --dir "$dir" >/dev/null 2>&1; check "get bad G" 2 $?
+
+# readers: a dead process's slot is listed as dead until reaped
+"$gt" readers $name --dir "$dir" >"$out"; check "readers" 0 $?
+contains "readers" "$out" "SLOT *PID"
+"$gt" readers $name --dir "$dir" --reap --json >"$out"
+check "readers --reap --json" 0 $?
+contains "readers --reap --json" "$out" '"reaped": 0, "slots": \[\]'
+
+# snapshot, restore under another name, compare dumps; one guild moved
+snap=$dir/snap.gts
+"$gt" snapshot $name "$snap" --dir "$dir" >"$out"; check "snapshot" 0 $?
+contains "snapshot" "$out" "20000 members"
+"$gt" restore "$snap" copy --dir "$dir" --json >"$out"; check "restore" 0 $?
+contains "restore" "$out" '"records": 20000'
+"$gt" dump $name --guild 1 --dir "$dir" --format csv | sort >"$dir/a"
+"$gt" dump copy --guild 1 --dir "$dir" --format csv | sort >"$dir/b"
+cmp -s "$dir/a" "$dir/b" || { echo "FAIL: restored dump differs" >&2; fail=1; }
+"$gt" restore "$snap" copy --dir "$dir" >/dev/null 2>&1
+check "restore over an existing table" 1 $?
+"$gt" rm copy --dir "$dir"; check "rm" 0 $?
+"$gt" info copy --dir "$dir" >/dev/null 2>&1; check "info after rm" 1 $?
+"$gt" snapshot $name "$dir/g1.gts" --guild 1 --dir "$dir" >/dev/null
+check "snapshot --guild" 0 $?
+"$gt" restore "$snap" copy --dir "$dir" --max-members 100 >"$out" 2>&1
+check "restore into too small a table" 1 $?
+"$gt" restore "$snap" copy --guild 1 --dir "$dir" >"$out" 2>&1
+check "restore --guild into a missing table" 1 $?
+"$gt" restore "$snap" copy --dir "$dir" >/dev/null; check "restore again" 0 $?
+"$gt" restore "$dir/g1.gts" copy --guild 1 --dir "$dir" >"$out" 2>&1
+check "restore --guild over a guild it has" 1 $?
+contains "restore --guild over a guild it has" "$out" "exists"
+"$gt" restore "$dir/g1.gts" copy --guild 2 --dir "$dir" >"$out" 2>&1
+check "restore --guild of a guild the file lacks" 1 $?
+head -c 5000 "$snap" >"$dir/cut.gts"
+"$gt" restore "$dir/cut.gts" cut --dir "$dir" >"$out" 2>&1
+check "restore of a truncated file" 1 $?
+"$gt" info cut --dir "$dir" >/dev/null 2>&1; check "nothing left by it" 1 $?
+"$gt" snapshot $name >/dev/null 2>&1; check "snapshot without PATH" 2 $?
+"$gt" snapshot $name "$snap" --max-members 5 >/dev/null 2>&1
+check "snapshot --max-members" 2 $?
+"$gt" snapshot nosuchtable "$snap" --dir "$dir" >/dev/null 2>&1
+check "snapshot of a missing table" 1 $?
+"$gt" rm nosuchtable --dir "$dir" >/dev/null 2>&1; check "rm missing" 1 $?
+"$gt" rm >/dev/null 2>&1; check "rm without NAME" 2 $?
+for c in guilds get readers snapshot restore rm; do
+    "$gt" $c --help >"$out"; check "$c --help" 0 $?
+    contains "$c --help" "$out" "^usage: guildtab $c"
+done
 
 "$gt" info >/dev/null 2>&1; check "info without NAME" 2 $?
 "$gt" check >/dev/null 2>&1; check "check without NAME" 2 $?

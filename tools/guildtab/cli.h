@@ -123,6 +123,19 @@ const char *cli_human_bytes(uint64_t bytes, char buf[CLI_HUMAN_MAX]);
 /* Digits of v in decimal, for column widths. */
 int cli_digits(uint64_t v);
 
+/* ---- progress --------------------------------------------------------------
+ * A bar on stderr, drawn only on a terminal and only after the first second.
+ * Pass cli_progress_step as a gt_progress_fn with the cli_progress as ctx. */
+typedef struct cli_progress {
+    const char *what; /* "snapshot" */
+    uint64_t start_ns, done, total;
+    bool tty, drawn;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *what);
+int cli_progress_step(void *ctx, uint64_t done, uint64_t total);
+/* Ends the bar's line if one was drawn; returns the seconds since init. */
+double cli_progress_end(cli_progress *p);
+
 /* ---- subcommands ---------------------------------------------------------
  * argv[0] is the subcommand's name; each returns the exit code. */
 int cmd_ls(int argc, char **argv);
@@ -130,5 +143,11 @@ int cmd_info(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_guilds(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_readers(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 #endif

@@ -17,7 +17,13 @@ static const struct command commands[] = {
     {"ls", cmd_ls, "list the tables in a directory"},
     {"info", cmd_info, "counters of one table and its largest guilds"},
     {"dump", cmd_dump, "print the members of one guild"},
+    {"guilds", cmd_guilds, "list the guilds of a table, largest first"},
+    {"get", cmd_get, "print one member"},
     {"check", cmd_check, "check a table for consistency"},
+    {"readers", cmd_readers, "list the thread slots of a table; reap dead ones"},
+    {"snapshot", cmd_snapshot, "write a table or guild to a snapshot file"},
+    {"restore", cmd_restore, "build a table (or add a guild) from a snapshot"},
+    {"rm", cmd_rm, "remove tables"},
     {"demo", cmd_demo,
      "load a big guild, run readers, a writer and a sender on it; report"},
 };
@@ -27,7 +33,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: " CLI_PROGRAM " COMMAND [OPTIONS]\n"
                "       " CLI_PROGRAM " --help | --version\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(
         f,
         "\nEvery command takes --help and --dir DIR (default " CLI_DEFAULT_DIR

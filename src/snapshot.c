@@ -342,6 +342,14 @@ static int open_env(const char *path, bool write, uint64_t mapsize,
 
 /* ---- writing -------------------------------------------------------------------- */
 
+/* The copy of a guild's storage. Its memory is mapped and touched before
+ * the guild's lock is taken, so that under the lock only the copy itself
+ * runs (page faults of a fresh gigabyte cost more than copying it). */
+struct copybuf {
+    uint8_t *p;
+    size_t bytes;
+};
+
 struct writer {
     gt_table *t;
     MDB_env *env;
@@ -353,6 +361,7 @@ struct writer {
     gt_progress_fn fn;
     void *ctx;
     uint64_t done, total;
+    struct copybuf buf; /* the guild being written, reused for the next */
 };
 
 static int commit_every(struct writer *w) {
@@ -377,28 +386,67 @@ static int ref_cmp(const void *a, const void *b) {
 }
 
 /* Copy guild g's storage under its lock: the moment the guild is taken. */
-static int copy_guild(gt_table *t, uint64_t id, uint8_t **copy, uint32_t *cap) {
+static void buf_free(struct copybuf *b) {
+    if (b->p)
+        munmap(b->p, b->bytes);
+    *b = (struct copybuf){0};
+}
+
+static int buf_ready(struct copybuf *b, size_t bytes) {
+    if (b->p && b->bytes >= bytes)
+        return 0;
+    buf_free(b);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return GT_ENOMEM;
+    madvise(p, bytes, MADV_HUGEPAGE); /* fewer faults and TLB misses; advisory */
+    for (size_t o = 0; o < bytes; o += 4096)
+        ((volatile uint8_t *)p)[o] = 0;
+    b->p = p;
+    b->bytes = bytes;
+    return 0;
+}
+
+static int copy_guild(gt_table *t, uint64_t id, struct copybuf *b,
+                      uint32_t *cap) {
     struct gt_wr w;
     struct gt_guild *g;
     int r;
-    for (;;) { /* as gt__guild_write, but a read-only handle may snapshot */
-        if ((r = gt__guild_get(t, id, false, &g, NULL)) ||
-            (r = gt__guild_lock(t, g, &w)))
+    /* size the buffer for the storage as it is now, then lock; if the
+     * guild grew meanwhile, size it again (outside the lock) */
+    size_t want = 0;
+    for (int tries = 0;; tries++) {
+        if ((r = gt__guild_get(t, id, false, &g, NULL)))
             return r;
-        if (LOAD(&g->state, relaxed) == GT_GUILD_LIVE &&
-            LOAD(&g->id, relaxed) == id)
+        uint32_t c = LOAD(&g->cap, relaxed);
+        if (c && (r = buf_ready(b, want > gt_store_size(c, t->stride)
+                                       ? want
+                                       : gt_store_size(c, t->stride))))
+            return r;
+        if ((r = gt__guild_lock(t, g, &w)))
+            return r;
+        /* as gt__guild_write, but a read-only handle may snapshot */
+        if (LOAD(&g->state, relaxed) != GT_GUILD_LIVE ||
+            LOAD(&g->id, relaxed) != id) {
+            gt__wr_commit(&w); /* deleted meanwhile: look it up again */
+            continue;
+        }
+        uint64_t so = LOAD(&g->store_off, relaxed);
+        *cap = so ? LOAD(&g->cap, relaxed) : 0;
+        size_t bytes = so ? gt_store_size(*cap, t->stride) : 0;
+        if (bytes <= b->bytes || tries >= 3)
             break;
+        want = bytes + bytes / 4; /* it grows: leave it room */
         gt__wr_commit(&w);
     }
-    uint64_t so = LOAD(&w.g->store_off, relaxed);
-    *cap = LOAD(&w.g->cap, relaxed);
-    *copy = NULL;
+    uint64_t so = LOAD(&g->store_off, relaxed);
     if (so) {
-        uint64_t bytes = gt_store_size(*cap, t->stride);
-        if ((*copy = malloc(bytes)))
-            memcpy(*copy, gt_at(t, so), bytes);
-        else
-            r = GT_ENOMEM;
+        size_t bytes = gt_store_size(*cap, t->stride);
+        if (bytes > b->bytes)
+            r = buf_ready(b, bytes); /* still growing: under the lock */
+        if (r == 0)
+            memcpy(b->p, gt_at(t, so), bytes);
     }
     gt__wr_commit(&w); /* nothing changed: just the unlock */
     return r;
@@ -406,22 +454,19 @@ static int copy_guild(gt_table *t, uint64_t id, uint8_t **copy, uint32_t *cap) {
 
 static int write_guild(struct writer *w, uint64_t id) {
     gt_table *t = w->t;
-    uint8_t *copy;
     uint32_t cap;
-    int r = copy_guild(t, id, &copy, &cap);
+    int r = copy_guild(t, id, &w->buf, &cap);
     if (r)
         return r;
     uint32_t psize = t->seg->g.payload_size;
     struct rec_ref *refs = NULL;
     size_t n = 0;
-    if (copy) {
-        const struct gt_store *st = (const struct gt_store *)copy;
-        const uint8_t *ctrl = copy + sizeof *st;
-        refs = malloc((cap ? cap : 1) * sizeof *refs);
-        if (!refs) {
-            free(copy);
+    if (cap) {
+        const struct gt_store *st = (const struct gt_store *)w->buf.p;
+        const uint8_t *ctrl = w->buf.p + sizeof *st;
+        refs = malloc((size_t)cap * sizeof *refs);
+        if (!refs)
             return GT_ENOMEM;
-        }
         for (uint64_t i = 0; i < cap; i++) {
             if (ctrl[i] & 0x80u)
                 continue;
@@ -460,7 +505,6 @@ static int write_guild(struct writer *w, uint64_t id) {
     }
     free(val);
     free(refs);
-    free(copy);
     if (r)
         return r;
     g.digest = XXH3_64bits_digest(&dig);
@@ -617,6 +661,7 @@ static int snapshot(gt_table *t, const uint64_t *one, const char *path,
         r = GT_ENOSPC;
     }
     free(ids.ids);
+    buf_free(&w.buf);
     if (r == 0 && rename(tmp, path) != 0)
         r = errno == ENOSPC ? GT_ENOSPC : -errno;
     if (r == 0) {

@@ -305,6 +305,45 @@ typedef struct gt_table_stat {
  */
 GT_API int gt_info(gt_table *t, gt_table_stat *out);
 
+/* ---- statistics ------------------------------------------------------------
+ * Counters of everything done to the table since it was created, by every
+ * process, kept by the library at a cost of a few nanoseconds per operation
+ * (see README). Counts only grow; rates are differences of two readings.
+ * Lookups are counted per thread in batches of 256, so a thread's last few
+ * lookups show up late (when it has done 256 more, closes the handle or
+ * exits); everything else is counted when it happens.
+ */
+#define GT_STATS_BUCKETS 16
+typedef struct gt_stats {
+    uint64_t lookups;       /* gt_lookup and gt_contains calls */
+    uint64_t inserts;       /* successful gt_insert / gt_insert_new */
+    uint64_t deletes;       /* successful gt_delete */
+    uint64_t updates;       /* successful gt_update_flags/_session/_roles */
+    uint64_t guild_deletes; /* successful gt_guild_delete */
+    uint64_t scans;         /* gt_select calls, cursor pages read, and
+                               gt_select_count calls that walk members (not
+                               those the guild's counters answer) */
+    uint64_t fanouts;       /* gt_fanout calls that ran */
+    uint64_t recipients;    /* members those fanouts selected */
+    uint64_t read_waits;    /* reads that found a record or chunk mid-write
+                               and waited for its writer */
+    uint64_t lock_waits;    /* writes that waited for another writer of the
+                               guild */
+    uint64_t recoveries;    /* half-done writes of dead processes finished */
+    uint64_t fanouts_timed; /* one fanout in 8 per thread is timed: */
+    uint64_t fanout_us_log2[GT_STATS_BUCKETS]; /* timed fanouts by latency:
+        bucket 0 under 1 us, bucket b in [2^(b-1), 2^b) us, the last bucket
+        2^14 us (16 ms) and over */
+} gt_stats;
+
+/*
+ * gt_stats_read - the table's counters now.
+ * Errors: GT_EINVAL (t or out NULL).
+ * Concurrency: any thread, lock-free; works on GT_RDONLY handles. Each
+ *   counter is exact at some moment during the call.
+ */
+GT_API int gt_stats_read(gt_table *t, gt_stats *out);
+
 /* ---- reader slots --------------------------------------------------------
  * Every thread that reads or writes a table holds one of its max_slots slots
  * while it has the table open. A slot's pin says the thread is inside a read

@@ -33,6 +33,7 @@ struct fan {
     void *mem;
     bool nested; /* a fanout inside a fanout callback: no scratch */
     bool own;    /* mem is ours to free (heap), not thread scratch */
+    uint64_t delivered; /* recipients selected (for the statistics) */
 };
 
 static _Thread_local int fan_depth;
@@ -121,6 +122,7 @@ static int fan_visit(void *ctx, const struct gt_hit *h, size_t n) {
         int r = batch_of(f, h[i].worker, &b);
         if (r)
             return r;
+        f->delivered++;
         gt_recipient *dst = f->buf + (size_t)b * GT_FANOUT_BATCH + f->n[b];
         dst->session_id = h[i].session_id;
         dst->user_id = h[i].user_id;
@@ -149,8 +151,11 @@ GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *filter,
     if (r)
         return r;
     struct gt_scan sc = {.part = part, .nparts = nparts, .fn = fan_visit,
-                         .ctx = f};
+                         .ctx = f, .fanout = true};
     gt__filter_prep(filter, &sc.filt);
+    uint32_t slot;
+    bool counted = gt__slot(t, &slot) == 0; /* the slot the scan will pin */
+    uint64_t start = counted ? gt__stat_fanout_start(t, slot) : 0;
     fan_depth++;
     r = gt__scan(t, guild_id, &sc);
     for (uint32_t b = 0; r == 0 && b < f->count; b++)
@@ -158,6 +163,8 @@ GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *filter,
             r = fn(ctx, f->worker[b], f->buf + (size_t)b * GT_FANOUT_BATCH,
                    f->n[b]);
     fan_depth--;
+    if (counted && r != GT_ENOENT)
+        gt__stat_fanout_end(t, slot, start, f->delivered);
     if (f->own)
         free(f->mem);
     return r;

@@ -487,5 +487,6 @@ GT_API int gt_guild_delete(gt_table *t, uint64_t guild_id) {
         gt__wr_abort(&w);
         return r;
     }
+    w.stat = GT_ST_GUILD_DELETES;
     return gt__wr_commit(&w);
 }

@@ -52,7 +52,7 @@ static inline uint64_t gt_align_up(uint64_t v, uint64_t a) {
 /* ---- format ------------------------------------------------------------ */
 
 #define GT_MAGIC "guildtab"
-#define GT_FORMAT_VERSION 1u
+#define GT_FORMAT_VERSION 2u
 #define GT_NAME_MAX 200u
 
 /* ---- undo log (lock.c) --------------------------------------------------
@@ -126,6 +126,29 @@ _Static_assert(sizeof(struct gt_log) % 8 == 0, "log size");
 static inline uint64_t gt_pin_ticket(uint64_t epoch, uint32_t n) {
     return (epoch << GT_PIN_BITS) | (n & ((1u << GT_PIN_BITS) - 1));
 }
+/* ---- statistics (stats.c) -------------------------------------------------
+ * Counters of what is done to a table, for gt_stats_read and `guildtab
+ * stats`. Each thread slot holds counters only its owner thread writes
+ * (plain increments of its own cache lines); they are never reset, so a
+ * slot's next owner adds on top and nothing is lost when threads come and
+ * go. Lookups (which hold no slot) are counted per thread in batches added
+ * to the table's own counters, as are events met without a slot (read
+ * retries, recoveries). A reading is the table's counters plus every
+ * slot's. */
+enum gt_stat {
+    GT_ST_LOOKUPS, GT_ST_INSERTS, GT_ST_DELETES, GT_ST_UPDATES,
+    GT_ST_GUILD_DELETES, GT_ST_SCANS, GT_ST_FANOUTS, GT_ST_RECIPIENTS,
+    GT_ST_READ_RETRIES, GT_ST_LOCK_WAITS, GT_ST_RECOVERIES, GT_ST_TIMED,
+    GT_ST_COUNT
+};
+#define GT_ST_BUCKETS 16 /* fanout latency: see gt_stats in guildtab.h */
+#define GT_ST_SAMPLE 8u  /* one fanout in 8 is timed */
+#define GT_ST_LOOKUP_BATCH 256u
+struct gt_counters {
+    a64 c[GT_ST_COUNT];
+    a64 hist[GT_ST_BUCKETS];
+};
+
 struct gt_slot {
     a32 pid;      /* owner process, 0 = free, GT_PID_REAPING */
     a32 tid;      /* owner thread */
@@ -133,9 +156,11 @@ struct gt_slot {
     a64 epoch;    /* 0 = not pinned; else a pin ticket (gt_pin_ticket) */
     a64 pin_ns;   /* monotonic time of the current pin */
     uint8_t pad[GT_LINE - 32];
-    struct gt_log log; /* undo log of the guild write this thread runs */
+    alignas(GT_LINE) struct gt_counters stats; /* written by the owner only */
+    alignas(GT_LINE) struct gt_log log; /* undo log of the guild write */
 };
-_Static_assert(offsetof(struct gt_slot, log) == GT_LINE, "slot header");
+#define GT_SLOT_HEAD offsetof(struct gt_slot, log)
+_Static_assert(GT_SLOT_HEAD % GT_LINE == 0, "slot header");
 
 /* ---- guild headers (guild.c) -------------------------------------------- */
 
@@ -226,6 +251,7 @@ struct gt_seg {
     a32 lock_pid;
     a32 dir_seq; /* odd while the directory is rebuilt */
     /* written under the global lock (atomics: gt_info reads without it) */
+    alignas(GT_LINE) struct gt_counters stats; /* beyond the slots' own */
     alignas(GT_LINE) a64 members;
     a64 guilds;
     a64 dir_dead;  /* dead directory entries */
@@ -417,8 +443,30 @@ static inline bool gt_pin_held(const gt_table *t, uint32_t slot) {
     return LOAD(&gt_slot_at(t, slot)->epoch, relaxed) != 0;
 }
 void gt__slots_release(gt_table *t) GT_INTERNAL;
+void gt__thread_exit_hook(void) GT_INTERNAL;
 uint32_t gt__slots_used(gt_table *t) GT_INTERNAL;
 bool gt__pid_alive(uint32_t pid) GT_INTERNAL;
+
+/* ---- stats.c ------------------------------------------------------------- */
+
+/* Count n events of kind k for the thread that owns slot (its own lines). */
+static inline void gt_stat_add(gt_table *t, uint32_t slot, unsigned k,
+                               uint64_t n) {
+    a64 *c = &gt_slot_at(t, slot)->stats.c[k];
+    STORE(c, LOAD(c, relaxed) + n, relaxed);
+}
+/* Count an event met without a slot of our own: the table's counters. */
+static inline void gt_stat_shared(gt_table *t, unsigned k) {
+    atomic_fetch_add_explicit(&t->seg->stats.c[k], 1, memory_order_relaxed);
+}
+void gt__stat_lookup(gt_table *t) GT_INTERNAL;
+void gt__stat_flush(gt_table *t) GT_INTERNAL; /* this thread's lookups on t */
+void gt__stat_fork_child(void) GT_INTERNAL;
+/* Time every GT_ST_SAMPLE-th fanout of the thread in slot: the start (0:
+ * not timed) and the end, which files the latency. */
+uint64_t gt__stat_fanout_start(gt_table *t, uint32_t slot) GT_INTERNAL;
+void gt__stat_fanout_end(gt_table *t, uint32_t slot, uint64_t start,
+                         uint64_t recipients) GT_INTERNAL;
 
 /* ---- lock.c: locks and undo logs ------------------------------------------ */
 
@@ -429,6 +477,7 @@ struct gt_wr {
     struct gt_log *log;
     uint32_t slot;
     uint32_t gidx;
+    uint32_t stat; /* counted when it commits (enum gt_stat; GT_ST_COUNT: no) */
 };
 int gt__glock(gt_table *t) GT_INTERNAL;
 int gt__gunlock(gt_table *t) GT_INTERNAL;
@@ -614,6 +663,7 @@ struct gt_scan {
     uint32_t slot;     /* the pinned slot (set by gt__scan) */
     bool need_member;  /* visit needs m (reads records on the fanout set) */
     bool want_payload; /* visit needs the payload */
+    bool fanout;       /* counted by gt_fanout, not as a scan */
     gt_visit_fn fn;
     void *ctx;
 };

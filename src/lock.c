@@ -355,6 +355,7 @@ int gt__glock(gt_table *t) {
     if (died || LOAD(&gl->n, relaxed) != 0) {
         /* The previous holder died inside a section: undo it whole. A
          * directory rebuild in progress is redone from the guild headers. */
+        gt_stat_shared(t, GT_ST_RECOVERIES);
         gt__log_rollback(t, gl);
         log_clear(gl);
         if (LOAD(&s->dir_seq, relaxed) & 1u)
@@ -402,6 +403,7 @@ int gt__recover_guild(gt_table *t, struct gt_guild *g) {
         }
         if (LOAD(&log->guild, relaxed) == gidx + 1 &&
             LOAD(&log->n, relaxed) != 0) {
+            gt_stat_shared(t, GT_ST_RECOVERIES);
             if (LOAD(&log->state, relaxed) == GT_LOG_COMMITTED) {
                 gt__log_seal(t, log);
                 r = run_actions(t, log, true);
@@ -430,8 +432,18 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
         (r = gt__guild_recover(t, gt_guild_at(t, pg - 1), false)))
         return r;
     bool died;
-    if ((r = mutex_lock(&g->lock, &died)))
-        return r;
+    int e = pthread_mutex_trylock(&g->lock);
+    if (e == EBUSY) {
+        gt_stat_add(t, si, GT_ST_LOCK_WAITS, 1);
+        if ((r = mutex_lock(&g->lock, &died)))
+            return r;
+    } else if (e == EOWNERDEAD) {
+        died = true;
+    } else if (e == 0) {
+        died = false;
+    } else {
+        return e == ENOTRECOVERABLE ? GT_ECORRUPT : -e;
+    }
     if (died)
         pthread_mutex_consistent(&g->lock);
     /* Cheap when nothing is pending: the previous writer's log is empty. */
@@ -451,6 +463,7 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
     w->log = log;
     w->slot = si;
     w->gidx = gt_guild_index(t, g);
+    w->stat = GT_ST_COUNT;
     return 0;
 }
 
@@ -499,6 +512,8 @@ int gt__wr_commit(struct gt_wr *w) {
     int r = run_actions(w->t, w->log, true);
     if (r == 0)
         log_clear(w->log);
+    if (w->stat < GT_ST_COUNT)
+        gt_stat_add(w->t, w->slot, w->stat, 1);
     guild_unlock(w);
     return 0;
 }

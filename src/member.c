@@ -193,6 +193,7 @@ static int put(gt_table *t, uint64_t gid, const gt_member *m,
         gt__wr_commit(&w);
         return r;
     }
+    w.stat = GT_ST_INSERTS;
     return gt__wr_commit(&w);
 }
 
@@ -265,6 +266,7 @@ static int update(gt_table *t, uint64_t gid, uint64_t uid, enum upd kind,
                         (a->rset ? a->rset[i] : 0);
         break;
     }
+    w.stat = GT_ST_UPDATES;
     if (memcmp(nw, ow, sizeof nw) == 0)
         return gt__wr_commit(&w); /* nothing changes: nothing to log */
     gt_member m;
@@ -335,6 +337,7 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
     if ((v.cap > 64 && members * 4 < v.cap) || gt__act_sparse(v.act))
         if ((r = gt__store_rebuild(&w, members)))
             goto fail;
+    w.stat = GT_ST_DELETES;
     return gt__wr_commit(&w);
 fail:
     gt__wr_abort(&w);
@@ -430,6 +433,7 @@ static int lookup(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
                   void *payload) {
     if (GT_UNLIKELY(!t))
         return GT_EINVAL;
+    gt__stat_lookup(t);
     struct gt_guild *g = gt_guild_lookup(t, gid);
     if (GT_UNLIKELY(!g))
         return GT_ENOENT;

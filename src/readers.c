@@ -71,6 +71,7 @@ uint32_t gt__pid(void) {
 }
 
 static void on_fork_child(void) {
+    gt__stat_fork_child();
     STORE(&my_pid, (uint32_t)getpid(), relaxed);
     atomic_fetch_add(&forkgen, 1);
     pthread_mutex_init(&reg_lock, NULL);
@@ -91,6 +92,9 @@ static void release(gt_table *t, uint32_t i) {
 static void on_thread_exit(void *arg) {
     (void)arg;
     pthread_mutex_lock(&reg_lock);
+    for (uint32_t k = 0; k < REG_MAX; k++)
+        if (reg[k])
+            gt__stat_flush(reg[k]); /* this thread's lookup batches */
     for (uint32_t i = 0; i < TLS_CACHE; i++) {
         if (!tls[i].handle || tls[i].forkgen != LOAD(&forkgen, relaxed))
             continue;
@@ -105,6 +109,12 @@ static void on_thread_exit(void *arg) {
 static void init_once(void) {
     pthread_atfork(NULL, NULL, on_fork_child);
     pthread_key_create(&exit_key, on_thread_exit);
+}
+
+/* Run on_thread_exit when this thread exits (it counts lookups, or holds a
+ * slot). */
+void gt__thread_exit_hook(void) {
+    pthread_setspecific(exit_key, (void *)1);
 }
 
 int gt__register(gt_table *t) {
@@ -328,6 +338,7 @@ uint64_t gt__min_epoch(gt_table *t, uint64_t below, uint64_t evict_before) {
 }
 
 void gt__slots_release(gt_table *t) {
+    gt__stat_flush(t);
     uint32_t n = t->seg->g.max_slots, me = gt__pid();
     for (uint32_t i = 0; i < n; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
@@ -355,8 +366,10 @@ uint32_t gt__slots_used(gt_table *t) {
  * checks whether the guild's writer died, and if so recovers the guild by
  * taking its lock; gives up after GT_READ_TIMEOUT_NS with GT_EBUSY. */
 int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) {
-    if (w->spins == 0)
+    if (w->spins == 0) {
         GT_HOOK("read_wait");
+        gt_stat_shared(t, GT_ST_READ_RETRIES);
+    }
     if (w->spins++ < 64) {
         gt_cpu_relax();
         return 0;

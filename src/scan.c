@@ -254,6 +254,8 @@ int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) {
         if (r == 0 && !gt_pin_held(t, s.slot))
             r = GT_ESTALE;
     }
+    if (!s.fanout)
+        gt_stat_add(t, s.slot, GT_ST_SCANS, 1);
     gt__unpin(t, s.slot);
     return r;
 }
@@ -455,6 +457,7 @@ static int iter(gt_table *t, gt_cursor *c, const gt_filter *f, gt_member *out,
         else
             c->state |= CUR_DONE;
     }
+    gt_stat_add(t, slot, GT_ST_SCANS, 1);
     gt__unpin(t, slot);
     return r;
 }

@@ -90,7 +90,7 @@ static void layout(const struct params *p, struct gt_geom *g) {
                            gt_align_up(p->payload_size, 8));
     g->log_data = (uint32_t)gt_align_up(2ull * g->stride + 2048, GT_LINE);
     g->slot_size = (uint32_t)gt_align_up(
-        GT_LINE + gt_log_size(GT_SLOT_LOG_ENTRIES, g->log_data), GT_LINE);
+        GT_SLOT_HEAD + gt_log_size(GT_SLOT_LOG_ENTRIES, g->log_data), GT_LINE);
     g->glog_data = GLOG_DATA;
     g->dir_cap = 16;
     while (g->dir_cap < 2ull * p->max_guilds)

@@ -77,6 +77,20 @@ contains "get missing member" "$out" "no such table, guild or member"
 "$gt" get $name 1 --dir "$dir" >/dev/null 2>&1; check "get without U" 2 $?
 "$gt" get $name x 1 --dir "$dir" >/dev/null 2>&1; check "get bad G" 2 $?
 
+# stats: the demo's load is counted exactly; --watch reports rates
+"$gt" stats $name --dir "$dir" >"$out"; check "stats" 0 $?
+contains "stats" "$out" '^inserts  *20000$'
+"$gt" stats $name --dir "$dir" --json >"$out"; check "stats --json" 0 $?
+contains "stats --json" "$out" '"inserts": 20000,'
+"$gt" stats $name --dir "$dir" --watch --interval 50 --count 2 --json >"$out"
+check "stats --watch" 0 $?
+[ "$(grep -c '"per_sec"' "$out")" -eq 2 ] ||
+    { echo "FAIL: stats --watch --count 2: not 2 readings" >&2; fail=1; }
+"$gt" stats $name --dir "$dir" --count 2 >/dev/null 2>&1
+check "stats --count without --watch" 2 $?
+"$gt" stats nosuchtable --dir "$dir" >/dev/null 2>&1
+check "stats of a missing table" 1 $?
+
 # readers: a dead process's slot is listed as dead until reaped
 "$gt" readers $name --dir "$dir" >"$out"; check "readers" 0 $?
 contains "readers" "$out" "SLOT *PID"
@@ -120,7 +134,7 @@ check "snapshot --max-members" 2 $?
 check "snapshot of a missing table" 1 $?
 "$gt" rm nosuchtable --dir "$dir" >/dev/null 2>&1; check "rm missing" 1 $?
 "$gt" rm >/dev/null 2>&1; check "rm without NAME" 2 $?
-for c in guilds get readers snapshot restore rm; do
+for c in guilds get stats readers snapshot restore rm; do
     "$gt" $c --help >"$out"; check "$c --help" 0 $?
     contains "$c --help" "$out" "^usage: guildtab $c"
 done

@@ -149,5 +149,6 @@ int cmd_readers(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"guilds", cmd_guilds, "list the guilds of a table, largest first"},
     {"get", cmd_get, "print one member"},
     {"check", cmd_check, "check a table for consistency"},
+    {"stats", cmd_stats, "counters of what is done to a table; --watch: live"},
     {"readers", cmd_readers, "list the thread slots of a table; reap dead ones"},
     {"snapshot", cmd_snapshot, "write a table or guild to a snapshot file"},
     {"restore", cmd_restore, "build a table (or add a guild) from a snapshot"},

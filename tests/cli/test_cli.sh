@@ -46,6 +46,10 @@ contains "info --json" "$out" '"members": *20000'
 check "dump csv" 0 $?
 lines=$(wc -l <"$out")
 [ "$lines" -eq 20001 ] || { echo "FAIL: dump csv: $lines lines" >&2; fail=1; }
+"$gt" dump $name --dir "$dir" --format csv >"$out"
+check "dump of every guild" 0 $?
+[ "$(grep -c '^1,' "$out")" -eq 20000 ] ||
+    { echo "FAIL: dump of every guild: not 20000 rows of guild 1" >&2; fail=1; }
 "$gt" dump $name --guild 1 --dir "$dir" --format json --limit 5 >"$out"
 check "dump json" 0 $?
 contains "dump json" "$out" '"user_id"'
@@ -67,7 +71,7 @@ check "guilds --top 0" 2 $?
 
 # a member the dump printed, read back with get
 uid=$("$gt" dump $name --guild 1 --dir "$dir" --format csv --limit 1 |
-    tail -n 1 | cut -d, -f1)
+    tail -n 1 | cut -d, -f2)
 "$gt" get $name 1 "$uid" --dir "$dir" >"$out"; check "get" 0 $?
 contains "get" "$out" "^user_id *$uid\$"
 "$gt" get $name 1 "$uid" --dir "$dir" --json >"$out"; check "get --json" 0 $?

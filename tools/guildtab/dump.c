@@ -1,13 +1,14 @@
 /*
- * dump.c - `guildtab dump`: every member of one guild, as an aligned table,
- * RFC 4180 CSV or a JSON array.
+ * dump.c - `guildtab dump`: every member of one guild (or of every guild,
+ * by guild id), as an aligned table, RFC 4180 CSV or a JSON array.
  *
  * Members come from the cursor API a page at a time (gt_iter_first /
  * gt_iter_next), so memory stays at one page however large the guild, and
  * the dump is consistent in the cursor's sense: a member present for the
  * whole dump appears exactly once, others may or may not. Nothing is
  * printed until the first page arrived, so a missing guild leaves stdout
- * empty.
+ * empty. Without --guild, the guilds present when the dump starts are
+ * dumped one after another (one deleted meanwhile is skipped).
  *
  * roles are printed as one 64-digit hex number, most significant word
  * (roles[3]) first, so that role r is bit r of the number. Only numbers and
@@ -47,26 +48,27 @@ static const char *true_false(uint32_t flags, uint32_t bit) {
 struct dump_format {
     const char *name;
     void (*begin)(uint32_t payload_size);
-    void (*row)(const gt_member *m, const void *payload, uint32_t size,
-                uint64_t index);
+    void (*row)(uint64_t guild, const gt_member *m, const void *payload,
+                uint32_t size, uint64_t index);
     void (*end)(uint64_t rows);
 };
 
 /* ---- table --------------------------------------------------------------- */
 
 static void table_begin(uint32_t payload_size) {
-    printf("%*s  %*s  %*s  %-*s  %-*s  %-*s  %-*s  %*s%s\n", W_U64, "USER_ID",
+    printf("%*s  %*s  %*s  %*s  %-*s  %-*s  %-*s  %-*s  %*s%s\n", W_U64,
+           "GUILD_ID", W_U64, "USER_ID",
            W_U64, "SESSION_ID", W_U32, "WORKER", W_FLAGS, "FLAGS", W_BOOL,
            "ONLINE", W_BOOL, "ACTIVE", W_ROLES, "ROLES", W_I64, "JOINED_AT",
            payload_size ? "  PAYLOAD" : "");
 }
 
-static void table_row(const gt_member *m, const void *payload, uint32_t size,
-                      uint64_t index) {
+static void table_row(uint64_t guild, const gt_member *m, const void *payload,
+                      uint32_t size, uint64_t index) {
     (void)index;
-    printf("%*" PRIu64 "  %*" PRIu64 "  %*" PRIu32 "  0x%08" PRIx32
+    printf("%*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu32 "  0x%08" PRIx32
            "  %-*s  %-*s  ",
-           W_U64, m->user_id, W_U64, m->session_id, W_U32, m->worker, m->flags,
+           W_U64, guild, W_U64, m->user_id, W_U64, m->session_id, W_U32, m->worker, m->flags,
            W_BOOL, yes_no(m->flags, GT_ONLINE), W_BOOL,
            yes_no(m->flags, GT_ACTIVE));
     roles_hex(stdout, m->roles);
@@ -87,16 +89,18 @@ static void table_end(uint64_t rows) {
 #define CSV_EOL "\r\n"
 
 static void csv_begin(uint32_t payload_size) {
-    printf("user_id,session_id,worker,flags,online,active,roles,joined_at%"
+    printf("guild_id,user_id,session_id,worker,flags,online,active,roles,"
+           "joined_at%"
            "s" CSV_EOL,
            payload_size ? ",payload" : "");
 }
 
-static void csv_row(const gt_member *m, const void *payload, uint32_t size,
-                    uint64_t index) {
+static void csv_row(uint64_t guild, const gt_member *m, const void *payload,
+                    uint32_t size, uint64_t index) {
     (void)index;
-    printf("%" PRIu64 ",%" PRIu64 ",%" PRIu32 ",0x%08" PRIx32 ",%s,%s,",
-           m->user_id, m->session_id, m->worker, m->flags,
+    printf("%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu32 ",0x%08" PRIx32
+           ",%s,%s,",
+           guild, m->user_id, m->session_id, m->worker, m->flags,
            true_false(m->flags, GT_ONLINE), true_false(m->flags, GT_ACTIVE));
     roles_hex(stdout, m->roles);
     printf(",%" PRId64, m->joined_at);
@@ -118,12 +122,13 @@ static void json_begin(uint32_t payload_size) {
     putchar('[');
 }
 
-static void json_row(const gt_member *m, const void *payload, uint32_t size,
-                     uint64_t index) {
-    printf("%s\n  {\"user_id\": %" PRIu64 ", \"session_id\": %" PRIu64
+static void json_row(uint64_t guild, const gt_member *m, const void *payload,
+                     uint32_t size, uint64_t index) {
+    printf("%s\n  {\"guild_id\": %" PRIu64 ", \"user_id\": %" PRIu64
+           ", \"session_id\": %" PRIu64
            ", \"worker\": %" PRIu32 ", \"flags\": %" PRIu32
            ", \"online\": %s, \"active\": %s, \"roles\": \"",
-           index ? "," : "", m->user_id, m->session_id, m->worker, m->flags,
+           index ? "," : "", guild, m->user_id, m->session_id, m->worker, m->flags,
            true_false(m->flags, GT_ONLINE), true_false(m->flags, GT_ACTIVE));
     roles_hex(stdout, m->roles);
     printf("\", \"joined_at\": %" PRId64, m->joined_at);
@@ -149,13 +154,14 @@ static const struct dump_format formats[] = {
 /* ---- arguments ----------------------------------------------------------- */
 
 static const char dump_usage[] =
-    CLI_PROGRAM " dump NAME --guild G [--format table|csv|json] [--dir DIR] "
+    CLI_PROGRAM " dump NAME [--guild G] [--format table|csv|json] [--dir DIR] "
                 "[--limit N]";
 static const char dump_help[] =
-    "Print the members of guild G of table NAME: user_id, session_id,\n"
+    "Print the members of guild G of table NAME (of every guild without\n"
+    "--guild, ordered by guild id): guild_id, user_id, session_id,\n"
     "worker, flags, online, active, roles (256 bits as 64 hex digits, role r\n"
     "is bit r), joined_at, and the payload in hex when the table has one.\n\n"
-    "  --guild G       guild id (required)\n"
+    "  --guild G       only guild G\n"
     "  --format F      table (default), csv (RFC 4180) or json (an array;\n"
     "                  ids are JSON numbers, roles and payload hex strings)\n"
     "  --limit N       print at most N members\n"
@@ -230,8 +236,6 @@ static int parse(int argc, char **argv, struct dump_args *d) {
     }
     if (!d->name)
         return cli_usage_error(&a, "missing table NAME");
-    if (!d->have_guild)
-        return cli_usage_error(&a, "missing --guild G");
     return CLI_RUN;
 }
 
@@ -248,35 +252,84 @@ static size_t page_max(uint64_t remaining) {
 }
 
 static void print_page(const struct dump_args *d, const struct page *p,
-                       size_t n, uint64_t *rows) {
+                       uint64_t guild, size_t n, uint64_t *rows) {
     for (size_t i = 0; i < n; i++) {
         const void *pay =
             p->payloads ? p->payloads + i * p->payload_size : NULL;
-        d->format->row(&p->members[i], pay, p->payload_size, (*rows)++);
+        d->format->row(guild, &p->members[i], pay, p->payload_size, (*rows)++);
     }
 }
 
+/* The members of one guild, after *rows printed; begins the output before
+ * the first row if *begun is false. */
 static int dump_guild(gt_table *t, const struct dump_args *d,
-                      const struct page *p) {
+                      const struct page *p, uint64_t guild, uint64_t *rows,
+                      bool *begun) {
     gt_cursor c;
     size_t n;
-    uint64_t rows = 0;
-    int r = gt_iter_first(t, d->guild, NULL, &c, p->members, p->payloads,
-                          page_max(d->limit), &n);
+    int r = gt_iter_first(t, guild, NULL, &c, p->members, p->payloads,
+                          page_max(d->limit - *rows), &n);
     if (r)
         return r;
-    d->format->begin(p->payload_size);
+    if (!*begun) {
+        d->format->begin(p->payload_size);
+        *begun = true;
+    }
     while (n > 0) {
-        print_page(d, p, n, &rows);
-        if (rows == d->limit)
+        print_page(d, p, guild, n, rows);
+        if (*rows == d->limit)
             break;
         r = gt_iter_next(t, &c, NULL, p->members, p->payloads,
-                         page_max(d->limit - rows), &n);
+                         page_max(d->limit - *rows), &n);
         if (r)
             return r; /* the output is incomplete: the exit status says so */
     }
-    d->format->end(rows);
     return 0;
+}
+
+struct ids {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static int collect(void *ctx, const gt_guild_stat *g) {
+    struct ids *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        uint64_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return GT_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = g->guild_id;
+    return 0;
+}
+
+static int id_cmp(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Every guild present at the start, by id; one deleted meanwhile is
+ * skipped. An empty table prints an empty listing. */
+static int dump_all(gt_table *t, const struct dump_args *d,
+                    const struct page *p, uint64_t *rows, bool *begun) {
+    struct ids l = {0};
+    int r = gt_guilds(t, collect, &l);
+    if (r == 0)
+        qsort(l.v, l.n, sizeof *l.v, id_cmp);
+    for (size_t i = 0; r == 0 && i < l.n && *rows < d->limit; i++) {
+        r = dump_guild(t, d, p, l.v[i], rows, begun);
+        if (r == GT_ENOENT)
+            r = 0;
+    }
+    free(l.v);
+    if (r == 0 && !*begun) {
+        d->format->begin(p->payload_size);
+        *begun = true;
+    }
+    return r;
 }
 
 static int page_alloc(struct page *p, uint32_t payload_size) {
@@ -306,15 +359,22 @@ int cmd_dump(int argc, char **argv) {
     struct page p = {0};
     if ((r = gt_info(t, &s)) == 0 &&
         (r = page_alloc(&p, s.payload_size)) == 0) {
-        r = dump_guild(t, &d, &p);
+        uint64_t rows = 0;
+        bool begun = false;
+        r = d.have_guild ? dump_guild(t, &d, &p, d.guild, &rows, &begun)
+                         : dump_all(t, &d, &p, &rows, &begun);
+        if (r == 0)
+            d.format->end(rows);
         free(p.members);
         free(p.payloads);
     }
     gt_close(t);
     if (r) {
         fflush(stdout); /* what was printed goes before the error */
-        return cli_fail(r, "dump: guild %" PRIu64 " of table %s", d.guild,
-                        d.name);
+        if (d.have_guild)
+            return cli_fail(r, "dump: guild %" PRIu64 " of table %s", d.guild,
+                            d.name);
+        return cli_fail(r, "dump: table %s", d.name);
     }
     return cli_finish(CLI_EXIT_OK);
 }

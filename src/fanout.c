@@ -153,9 +153,7 @@ GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *filter,
     struct gt_scan sc = {.part = part, .nparts = nparts, .fn = fan_visit,
                          .ctx = f, .fanout = true};
     gt__filter_prep(filter, &sc.filt);
-    uint32_t slot;
-    bool counted = gt__slot(t, &slot) == 0; /* the slot the scan will pin */
-    uint64_t start = counted ? gt__stat_fanout_start(t, slot) : 0;
+    uint64_t start = gt__stat_fanout_start();
     fan_depth++;
     r = gt__scan(t, guild_id, &sc);
     for (uint32_t b = 0; r == 0 && b < f->count; b++)
@@ -163,7 +161,8 @@ GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *filter,
             r = fn(ctx, f->worker[b], f->buf + (size_t)b * GT_FANOUT_BATCH,
                    f->n[b]);
     fan_depth--;
-    if (counted && r != GT_ENOENT)
+    uint32_t slot; /* the slot the scan pinned: no slot, no scan */
+    if (r != GT_ENOENT && gt__slot(t, &slot) == 0)
         gt__stat_fanout_end(t, slot, start, f->delivered);
     if (f->own)
         free(f->mem);

@@ -462,9 +462,9 @@ static inline void gt_stat_shared(gt_table *t, unsigned k) {
 void gt__stat_lookup(gt_table *t) GT_INTERNAL;
 void gt__stat_flush(gt_table *t) GT_INTERNAL; /* this thread's lookups on t */
 void gt__stat_fork_child(void) GT_INTERNAL;
-/* Time every GT_ST_SAMPLE-th fanout of the thread in slot: the start (0:
- * not timed) and the end, which files the latency. */
-uint64_t gt__stat_fanout_start(gt_table *t, uint32_t slot) GT_INTERNAL;
+/* Time every GT_ST_SAMPLE-th fanout of the thread: the start (0: not
+ * timed), and the end, which counts it in the slot and files the latency. */
+uint64_t gt__stat_fanout_start(void) GT_INTERNAL;
 void gt__stat_fanout_end(gt_table *t, uint32_t slot, uint64_t start,
                          uint64_t recipients) GT_INTERNAL;
 

@@ -117,12 +117,12 @@ static int batch_of(struct fan *f, uint32_t worker, uint32_t *out) {
 
 static int fan_visit(void *ctx, const struct gt_hit *h, size_t n) {
     struct fan *f = ctx;
+    f->delivered += n;
     for (size_t i = 0; i < n; i++) {
         uint32_t b;
         int r = batch_of(f, h[i].worker, &b);
         if (r)
             return r;
-        f->delivered++;
         gt_recipient *dst = f->buf + (size_t)b * GT_FANOUT_BATCH + f->n[b];
         dst->session_id = h[i].session_id;
         dst->user_id = h[i].user_id;

@@ -459,7 +459,25 @@ static inline void gt_stat_add(gt_table *t, uint32_t slot, unsigned k,
 static inline void gt_stat_shared(gt_table *t, unsigned k) {
     atomic_fetch_add_explicit(&t->seg->stats.c[k], 1, memory_order_relaxed);
 }
-void gt__stat_lookup(gt_table *t) GT_INTERNAL;
+/* A thread's lookup batch for one handle (stats.c). Initial-exec TLS: a
+ * thread-pointer-relative access, no __tls_get_addr call on the hot path. */
+struct gt_lk_ent {
+    gt_table *t; /* NULL = unused */
+    uint64_t handle;
+    uint64_t n;
+};
+#define GT_LK_ENTRIES 4u
+extern _Thread_local struct gt_lk_ent gt__lk[GT_LK_ENTRIES]
+    __attribute__((tls_model("initial-exec"))) GT_INTERNAL;
+void gt__stat_lookup_slow(gt_table *t) GT_INTERNAL;
+/* Count a lookup: the first entry's handle is the common case. */
+static inline void gt_stat_lookup(gt_table *t) {
+    struct gt_lk_ent *e = &gt__lk[0];
+    if (GT_LIKELY(e->t == t && e->handle == t->id &&
+                  ++e->n < GT_ST_LOOKUP_BATCH))
+        return;
+    gt__stat_lookup_slow(t);
+}
 void gt__stat_flush(gt_table *t) GT_INTERNAL; /* this thread's lookups on t */
 void gt__stat_fork_child(void) GT_INTERNAL;
 /* Time every GT_ST_SAMPLE-th fanout of the thread: the start (0: not

@@ -433,7 +433,7 @@ static int lookup(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
                   void *payload) {
     if (GT_UNLIKELY(!t))
         return GT_EINVAL;
-    gt__stat_lookup(t);
+    gt_stat_lookup(t);
     struct gt_guild *g = gt_guild_lookup(t, gid);
     if (GT_UNLIKELY(!g))
         return GT_ENOENT;

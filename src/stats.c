@@ -24,54 +24,59 @@
 
 #include <string.h>
 
-#define LK_ENTRIES 4u /* handles a thread counts lookups for at once */
+_Thread_local struct gt_lk_ent gt__lk[GT_LK_ENTRIES]
+    __attribute__((tls_model("initial-exec")));
 
-struct lk_ent {
-    gt_table *t; /* NULL = unused */
-    uint64_t handle;
-    uint64_t n;
-};
-static _Thread_local struct lk_ent lk[LK_ENTRIES];
-
-static void lk_flush(struct lk_ent *e) {
+static void lk_flush(struct gt_lk_ent *e) {
     if (e->n)
         atomic_fetch_add_explicit(&e->t->seg->stats.c[GT_ST_LOOKUPS], e->n,
                                   memory_order_relaxed);
     e->n = 0;
 }
 
-void gt__stat_lookup(gt_table *t) {
-    for (uint32_t i = 0; i < LK_ENTRIES; i++) {
-        struct lk_ent *e = &lk[i];
-        if (GT_LIKELY(e->handle == t->id && e->t == t)) {
-            if (GT_UNLIKELY(++e->n >= GT_ST_LOOKUP_BATCH))
-                lk_flush(e);
+/* The first entry's batch is full (gt_stat_lookup counted it), or t's batch
+ * is elsewhere or nowhere. */
+void gt__stat_lookup_slow(gt_table *t) {
+    struct gt_lk_ent *lk = gt__lk;
+    if (lk[0].t == t && lk[0].handle == t->id) {
+        lk_flush(&lk[0]);
+        return;
+    }
+    for (uint32_t i = 1; i < GT_LK_ENTRIES; i++)
+        if (lk[i].t == t && lk[i].handle == t->id) {
+            /* to the front: the next lookups take the inline path */
+            struct gt_lk_ent e = lk[i];
+            lk[i] = lk[0];
+            lk[0] = e;
+            if (++lk[0].n >= GT_ST_LOOKUP_BATCH)
+                lk_flush(&lk[0]);
             return;
         }
-    }
-    /* a handle this thread has no batch for: take a free entry, or drop
-     * the last one's pending count (its handle may be closed by now) */
-    struct lk_ent *e = &lk[LK_ENTRIES - 1];
-    for (uint32_t i = 0; i < LK_ENTRIES; i++)
+    /* a handle this thread has no batch for: the front entry moves to a
+     * free entry, else the last entry's pending count is dropped (its
+     * handle may be closed by now: at most 255 lookups uncounted) */
+    uint32_t k = GT_LK_ENTRIES - 1;
+    for (uint32_t i = 1; i < GT_LK_ENTRIES; i++)
         if (!lk[i].t) {
-            e = &lk[i];
+            k = i;
             break;
         }
-    *e = (struct lk_ent){.t = t, .handle = t->id, .n = 1};
+    lk[k] = lk[0];
+    lk[0] = (struct gt_lk_ent){.t = t, .handle = t->id, .n = 1};
     gt__thread_exit_hook(); /* flush at exit */
 }
 
 void gt__stat_flush(gt_table *t) {
-    for (uint32_t i = 0; i < LK_ENTRIES; i++)
-        if (lk[i].t == t && lk[i].handle == t->id) {
-            lk_flush(&lk[i]);
-            lk[i] = (struct lk_ent){0};
+    for (uint32_t i = 0; i < GT_LK_ENTRIES; i++)
+        if (gt__lk[i].t == t && gt__lk[i].handle == t->id) {
+            lk_flush(&gt__lk[i]);
+            gt__lk[i] = (struct gt_lk_ent){0};
         }
 }
 
 /* In a forked child: the batches are the parent thread's to count. */
 void gt__stat_fork_child(void) {
-    memset(lk, 0, sizeof lk);
+    memset(gt__lk, 0, sizeof gt__lk);
 }
 
 static _Thread_local uint32_t fanouts_started;

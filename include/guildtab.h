@@ -396,17 +396,25 @@ GT_API int gt_reap(gt_table *t, uint32_t *reaped);
  * counted); report->violations and the counters are filled in.
  * Returns 0 if the table is consistent, GT_ECORRUPT if any violation was
  * found, or: GT_EINVAL (t NULL), GT_ENOMEM, GT_ECORRUPT also when a lock of
- * the table is unrecoverable.
+ * the table is unrecoverable, or the non-zero value report->progress
+ * returned to stop it.
  * Concurrency: stops every writer of the table while it runs (it takes every
  * guild's lock, then the global lock); readers go on.
  */
 #define GT_CHECK_MAX_MESSAGES 1000u
+#define GT_CHECK_PROGRESS_EVERY 65536u
 typedef void (*gt_violation_fn)(void *ctx, const char *what);
 typedef struct gt_check_report {
     gt_violation_fn fn; /* in: called per violation, or NULL */
     void *ctx;          /* in: passed to fn */
     uint64_t violations; /* out: violations found */
     uint64_t guilds, members, blocks; /* out: what was checked */
+    /* in: called with (progress_ctx, members checked, members the table
+     * counts) every GT_CHECK_PROGRESS_EVERY members and once at the end; a
+     * non-zero return stops the check (writers resume), and gt_check returns
+     * that value. NULL: none. */
+    int (*progress)(void *progress_ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
 } gt_check_report;
 GT_API int gt_check(gt_table *t, gt_check_report *report);
 

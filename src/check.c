@@ -42,6 +42,7 @@ struct ref {
 struct ck {
     gt_table *t;
     gt_check_report *rep;
+    uint64_t done, total; /* members checked, for report->progress */
     uint64_t messages;
     struct ref *refs;
     size_t nrefs, cap;
@@ -213,6 +214,14 @@ static int check_store(struct ck *c, uint32_t gi, struct gt_guild *g,
             continue;
         }
         members++;
+        if ((++c->done & (GT_CHECK_PROGRESS_EVERY - 1)) == 0 &&
+            c->rep->progress) {
+            int stop = c->rep->progress(c->rep->progress_ctx, c->done, c->total);
+            if (stop) {
+                idset_free(&ids);
+                return stop;
+            }
+        }
         if ((h & 0x7f) != cb)
             bad(c, "guild #%u: user %lu in slot %lu has the wrong tag", gi,
                 (unsigned long)uid, (unsigned long)i);
@@ -621,6 +630,7 @@ GT_API int gt_check(gt_table *t, gt_check_report *report) {
     uint64_t hw = 0;
     int r = quiesce(t, held, &hw);
     if (r == 0) {
+        c.total = LOAD(&s->members, relaxed); /* writers are stopped */
         uint64_t live = 0, members = 0;
         for (uint64_t i = 0; i < hw && r == 0; i++)
             r = check_guild(&c, (uint32_t)i, &members);
@@ -653,5 +663,7 @@ GT_API int gt_check(gt_table *t, gt_check_report *report) {
     free(c.refs);
     if (r)
         return r;
+    if (report->progress)
+        report->progress(report->progress_ctx, c.done, c.total);
     return report->violations ? GT_ECORRUPT : 0;
 }

@@ -138,6 +138,22 @@ check "snapshot --max-members" 2 $?
 check "snapshot of a missing table" 1 $?
 "$gt" rm nosuchtable --dir "$dir" >/dev/null 2>&1; check "rm missing" 1 $?
 "$gt" rm >/dev/null 2>&1; check "rm without NAME" 2 $?
+# progress bars: on a terminal only (script(1) gives one), after
+# GUILDTAB_PROGRESS_DELAY_MS; never in redirected output
+"$gt" snapshot $name "$snap" --dir "$dir" >"$out" 2>&1
+if grep -q 'snapshot: \[' "$out"; then
+    echo "FAIL: a progress bar without a terminal" >&2; fail=1
+fi
+if command -v script >/dev/null 2>&1; then
+    for c in "snapshot $name $snap" "check $name" "restore $snap bar" \
+        "dump $name --format csv"; do
+        GUILDTAB_PROGRESS_DELAY_MS=0 script -qc \
+            "'$gt' $c --dir '$dir' >/dev/null" /dev/null >"$out" 2>&1
+        contains "progress bar of $c" "$out" '100% 20000/20000 members'
+    done
+    "$gt" rm bar --dir "$dir"
+fi
+
 for c in guilds get stats readers snapshot restore rm; do
     "$gt" $c --help >"$out"; check "$c --help" 0 $?
     contains "$c --help" "$out" "^usage: guildtab $c"

@@ -249,3 +249,38 @@ Test(check, garbage_is_reported_not_followed) {
     cr_assert_eq(gt_check(t, &rep), GT_ECORRUPT);
     cr_assert_gt(rep.violations, 10);
 }
+
+struct prog {
+    uint64_t calls, last_done, last_total;
+    int stop_at; /* call number that returns 7; 0: never */
+};
+static int on_progress(void *ctx, uint64_t done, uint64_t total) {
+    struct prog *p = ctx;
+    p->calls++;
+    cr_assert_geq(done, p->last_done, "progress only goes forward");
+    p->last_done = done;
+    p->last_total = total;
+    return p->stop_at && p->calls == (uint64_t)p->stop_at ? 7 : 0;
+}
+
+Test(check, progress_and_cancel) {
+    /* 140,000 members: two calls on the way, one at the end */
+    for (uint64_t g = 1; g <= 2; g++)
+        for (uint64_t u = 0; u < 70000; u++) {
+            gt_member m = tc_member(u, g);
+            cr_assert_eq(gt_insert(t, g, &m, &u), 0);
+        }
+    struct prog p = {0};
+    gt_check_report rep = {.progress = on_progress, .progress_ctx = &p};
+    cr_assert_eq(gt_check(t, &rep), 0);
+    cr_assert_eq(p.calls, 140000 / GT_CHECK_PROGRESS_EVERY + 1);
+    cr_assert_eq(p.last_done, 140000);
+    cr_assert_eq(p.last_total, 140000);
+    p = (struct prog){.stop_at = 1};
+    cr_assert_eq(gt_check(t, &rep), 7, "a non-zero return stops the check");
+    cr_assert_eq(p.calls, 1);
+    /* writers resume: the check released every lock */
+    gt_member m = tc_member(999999, 1);
+    cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    cr_assert_eq(gt_check(t, NULL), 0);
+}

@@ -124,15 +124,19 @@ const char *cli_human_bytes(uint64_t bytes, char buf[CLI_HUMAN_MAX]);
 int cli_digits(uint64_t v);
 
 /* ---- progress --------------------------------------------------------------
- * A bar on stderr, drawn only on a terminal and only after the first second.
- * Pass cli_progress_step as a gt_progress_fn with the cli_progress as ctx. */
+ * A bar on stderr, drawn only on a terminal and only after the first second
+ * (GUILDTAB_PROGRESS_DELAY_MS). Pass cli_progress_step as a gt_progress_fn
+ * with the cli_progress as ctx. */
 typedef struct cli_progress {
     const char *what; /* "snapshot" */
-    uint64_t start_ns, done, total;
+    const char *unit; /* "members" */
+    uint64_t start_ns, delay_ns, done, total;
     bool tty, drawn;
 } cli_progress;
-void cli_progress_init(cli_progress *p, const char *what);
+void cli_progress_init(cli_progress *p, const char *what, const char *unit);
 int cli_progress_step(void *ctx, uint64_t done, uint64_t total);
+/* Erase the bar before printing other lines on the terminal. */
+void cli_progress_clear(cli_progress *p);
 /* Ends the bar's line if one was drawn; returns the seconds since init. */
 double cli_progress_end(cli_progress *p);
 

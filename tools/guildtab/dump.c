@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DUMP_PAGE 1024u /* members fetched per cursor call */
 #define ROLE_WORDS 4u   /* gt_member.roles */
@@ -242,6 +243,7 @@ static int parse(int argc, char **argv, struct dump_args *d) {
 /* ---- the dump ------------------------------------------------------------ */
 
 struct page {
+    cli_progress *bar; /* rows against the members to dump */
     gt_member *members;
     unsigned char *payloads; /* DUMP_PAGE * payload_size bytes, or NULL */
     uint32_t payload_size;
@@ -258,6 +260,7 @@ static void print_page(const struct dump_args *d, const struct page *p,
             p->payloads ? p->payloads + i * p->payload_size : NULL;
         d->format->row(guild, &p->members[i], pay, p->payload_size, (*rows)++);
     }
+    cli_progress_step(p->bar, *rows, p->bar->total);
 }
 
 /* The members of one guild, after *rows printed; begins the output before
@@ -356,15 +359,26 @@ int cmd_dump(int argc, char **argv) {
     if (r)
         return cli_fail(r, "dump: open table %s", d.name);
     gt_table_stat s;
+    gt_guild_stat gs = {0};
     struct page p = {0};
+    cli_progress bar;
+    cli_progress_init(&bar, "dump", "members");
+    /* with the rows on the terminal, a bar would only get in their way */
+    bar.tty = bar.tty && isatty(STDOUT_FILENO) != 1;
     if ((r = gt_info(t, &s)) == 0 &&
+        (!d.have_guild || (r = gt_guild_info(t, d.guild, &gs)) == 0) &&
         (r = page_alloc(&p, s.payload_size)) == 0) {
+        p.bar = &bar;
+        bar.total = d.have_guild ? gs.members : s.members;
+        if (bar.total > d.limit)
+            bar.total = d.limit;
         uint64_t rows = 0;
         bool begun = false;
         r = d.have_guild ? dump_guild(t, &d, &p, d.guild, &rows, &begun)
                          : dump_all(t, &d, &p, &rows, &begun);
         if (r == 0)
             d.format->end(rows);
+        cli_progress_end(&bar);
         free(p.members);
         free(p.payloads);
     }

@@ -406,11 +406,13 @@ struct violations {
     char **msg;
     size_t n, cap;
     bool json;
+    cli_progress *bar;
 };
 
 static void on_violation(void *ctx, const char *what) {
     struct violations *v = ctx;
     if (!v->json) {
+        cli_progress_clear(v->bar);
         printf("violation: ");
         cli_text(stdout, what);
         putchar('\n');
@@ -438,9 +440,13 @@ int cmd_check(int argc, char **argv) {
     int r = gt_open(args.name, &o, &t); /* recovery may need to write */
     if (r)
         return cli_fail(r, "check: open table %s", args.name);
-    struct violations v = {.json = args.json};
-    gt_check_report rep = {.fn = on_violation, .ctx = &v};
+    cli_progress bar;
+    cli_progress_init(&bar, "check", "members");
+    struct violations v = {.json = args.json, .bar = &bar};
+    gt_check_report rep = {.fn = on_violation, .ctx = &v,
+                           .progress = cli_progress_step, .progress_ctx = &bar};
     r = gt_check(t, &rep);
+    cli_progress_end(&bar);
     gt_close(t);
     if (r && r != GT_ECORRUPT) {
         for (size_t i = 0; i < v.n; i++)

@@ -131,7 +131,7 @@ int cmd_snapshot(int argc, char **argv) {
     if (r)
         return cli_fail(r, "snapshot: open table %s", name);
     cli_progress p;
-    cli_progress_init(&p, "snapshot");
+    cli_progress_init(&p, "snapshot", "members");
     r = s.have_guild
             ? gt_snapshot_guild(t, s.guild, path, cli_progress_step, &p)
             : gt_snapshot(t, path, cli_progress_step, &p);
@@ -168,7 +168,7 @@ int cmd_restore(int argc, char **argv) {
         return st;
     const char *path = s.pos[0], *name = s.pos[1];
     cli_progress p;
-    cli_progress_init(&p, "restore");
+    cli_progress_init(&p, "restore", "members");
     int r;
     if (s.have_guild) {
         gt_table *t;

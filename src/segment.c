@@ -35,6 +35,7 @@
 #define LIMIT_MAX_SLOTS 65536u
 #define GLOG_DATA (32u << 10)
 #define SMALL_GUILD_BYTES 8192u /* heap set aside per guild beyond members */
+#define MAX_TOP_BLOCKS 1024u
 
 static _Atomic uint64_t next_handle_id = 1;
 
@@ -111,6 +112,13 @@ static void layout(const struct params *p, struct gt_geom *g) {
     uint64_t top = 1ull << g->top_order;
     uint64_t extra = (uint64_t)p->max_guilds * SMALL_GUILD_BYTES + 2 * act;
     g->heap_size = 8 * top + gt_align_up(extra, top);
+    /* Each top block is linked into the free list at creation, which
+     * commits a page of it: with many guilds and few members (small top
+     * blocks, a large heap), bigger top blocks keep that to a few MB. */
+    while ((g->heap_size >> g->top_order) > MAX_TOP_BLOCKS) {
+        top = 1ull << ++g->top_order;
+        g->heap_size = 8 * top + gt_align_up(extra, top);
+    }
 
     uint64_t off = gt_align_up(sizeof(struct gt_seg), GT_PAGE);
     g->glog_off = off;

@@ -1511,3 +1511,31 @@ Test(segment, enomem_mmap) {
     expect_code(v[1], GT_ENOMEM, "multi-GiB table under a small RLIMIT_AS");
     cr_expect_eq(v[2], 1, "*out not NULL after failure");
 }
+
+/* A table sized for many more guilds than members costs memory for what it
+ * holds, not for what it could: creating it, filling a few guilds and
+ * checking it commit a few MB (it once committed 5 GB at creation, and
+ * gt_check faulted in the whole directory). */
+Test(segment, many_guilds_few_members_stay_small) {
+    const char *name = tc_name("manyg");
+    gt_options o = {.max_members = 1000, .max_guilds = 1u << 24,
+                    .flags = GT_CREATE | GT_EXCL};
+    gt_table *t;
+    cr_assert_eq(gt_open(name, &o, &t), 0);
+    for (uint64_t g = 1; g <= 50; g++)
+        for (uint64_t u = 1; u <= 10; u++) {
+            gt_member m = tc_member(u, g);
+            cr_assert_eq(gt_insert(t, g * 7919, &m, NULL), 0);
+        }
+    gt_table_stat st;
+    cr_assert_eq(gt_info(t, &st), 0);
+    cr_assert_lt(st.bytes_resident, 32u << 20, "resident %lu after creation",
+                 (unsigned long)st.bytes_resident);
+    cr_assert_eq(gt_check(t, NULL), 0);
+    uint64_t before = st.bytes_resident;
+    cr_assert_eq(gt_info(t, &st), 0);
+    cr_assert_lt(st.bytes_resident, before + (1u << 20),
+                 "gt_check committed %lu bytes",
+                 (unsigned long)(st.bytes_resident - before));
+    tc_drop(t, name);
+}

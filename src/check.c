@@ -562,7 +562,7 @@ static bool needs_recovery(gt_table *t, uint32_t gi) {
     if (si >= t->seg->g.max_slots)
         return false;
     const struct gt_log *log = &gt_slot_at(t, si)->log;
-    return LOAD(&log->guild, relaxed) == gi + 1 && LOAD(&log->n, relaxed) != 0;
+    return gt__log_is_for(log, gi);
 }
 
 /* Stop every writer: hold every guild's lock that a writer could hold, and

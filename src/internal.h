@@ -501,6 +501,7 @@ int gt__glock(gt_table *t) GT_INTERNAL;
 int gt__gunlock(gt_table *t) GT_INTERNAL;
 struct gt_log *gt__glog(gt_table *t) GT_INTERNAL;
 int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) GT_INTERNAL;
+bool gt__log_is_for(const struct gt_log *log, uint32_t gidx) GT_INTERNAL;
 int gt__guild_recover(gt_table *t, struct gt_guild *g, bool try) GT_INTERNAL;
 int gt__sweep(gt_table *t, bool all) GT_INTERNAL;
 void gt__check_writer(gt_table *t, struct gt_guild *g) GT_INTERNAL;

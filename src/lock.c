@@ -100,7 +100,8 @@ int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
     if (log->data_used > log->data_cap)
         log->data_used = log->data_cap;
     sig_fence();
-    STORE(&log->n, n + 1, relaxed);
+    /* release: who sees the entry sees which guild the log is for */
+    STORE(&log->n, n + 1, release);
     sig_fence();
     return 0;
 }
@@ -118,7 +119,8 @@ int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
     e->seq_rel = 0;
     e->data = (uint32_t)delta;
     sig_fence();
-    STORE(&log->n, n + 1, relaxed);
+    /* release: who sees the entry sees which guild the log is for */
+    STORE(&log->n, n + 1, release);
     sig_fence();
     return 0;
 }
@@ -384,6 +386,19 @@ int gt__gunlock(gt_table *t) {
 
 /* ---- guild locks ---------------------------------------------------------- */
 
+/* Whether log holds entries of a write on guild gidx. The entries count is
+ * read first (acquire, pairing with the release store of each entry): a
+ * writer names the guild in its log before it appends, so entries seen
+ * come with their guild. Reading guild first is wrong: a live writer that
+ * last wrote gidx may, between the two reads, start a write on another
+ * guild, and its new entries would be taken for an abandoned write on
+ * gidx and rolled back under it. */
+bool gt__log_is_for(const struct gt_log *log, uint32_t gidx) {
+    uint32_t n = LOAD(&log->n, acquire);
+    GT_HOOK("log_check"); /* tests/fault/test_race.c stops here */
+    return n != 0 && LOAD(&log->guild, relaxed) == gidx + 1;
+}
+
 /* Finish the write a previous lock holder left in the guild: it died, or its
  * rollback could not reach the global lock. Lock held. */
 int gt__recover_guild(gt_table *t, struct gt_guild *g) {
@@ -392,8 +407,10 @@ int gt__recover_guild(gt_table *t, struct gt_guild *g) {
     int r = 0;
     if (si < t->seg->g.max_slots) {
         struct gt_log *log = &gt_slot_at(t, si)->log;
-        if (LOAD(&log->guild, relaxed) == gidx + 1 &&
-            LOAD(&log->n, relaxed) != 0) {
+        /* n first, then guild (see gt__log_is_for): the slot's owner may have
+         * moved on to another guild's write meanwhile, and reading guild
+         * first could pair our guild with its new entries */
+        if (gt__log_is_for(log, gidx)) {
             /* Settle the global lock first: if the writer died inside a
              * global section, its recovery rolls back part of this log
              * (appended entries, done marks), which must be read after. */
@@ -401,8 +418,7 @@ int gt__recover_guild(gt_table *t, struct gt_guild *g) {
                 return r;
             gt__gunlock(t);
         }
-        if (LOAD(&log->guild, relaxed) == gidx + 1 &&
-            LOAD(&log->n, relaxed) != 0) {
+        if (gt__log_is_for(log, gidx)) {
             gt_stat_shared(t, GT_ST_RECOVERIES);
             if (LOAD(&log->state, relaxed) == GT_LOG_COMMITTED) {
                 gt__log_seal(t, log);

@@ -140,6 +140,23 @@ void cli_progress_clear(cli_progress *p);
 /* Ends the bar's line if one was drawn; returns the seconds since init. */
 double cli_progress_end(cli_progress *p);
 
+/* ---- guild lists (guilds.c) ------------------------------------------------
+ * A walk of a table's guilds, largest first (most members, then lowest id).
+ * keep: only the K largest (K entries of memory), 0: all. seen counts every
+ * guild walked. */
+typedef struct cli_guild_list {
+    gt_guild_stat *v;
+    size_t n, cap, keep;
+    uint64_t seen;
+} cli_guild_list;
+/* 0, GT_ENOMEM or gt_guilds' error; free the list in every case. */
+int cli_guild_list_read(gt_table *t, size_t keep, cli_guild_list *l);
+void cli_guild_list_free(cli_guild_list *l);
+/* A header line and a line per guild. */
+void cli_guild_list_text(const cli_guild_list *l);
+/* A JSON array of objects, its lines indented by indent, no newline after. */
+void cli_guild_list_json(const cli_guild_list *l, const char *indent);
+
 /* ---- subcommands ---------------------------------------------------------
  * argv[0] is the subcommand's name; each returns the exit code. */
 int cmd_ls(int argc, char **argv);

@@ -1,8 +1,9 @@
 /*
  * guilds.c - `guildtab guilds NAME [--top K]`: the guilds of a table,
  * largest first (most members, then lowest id), with their online and
- * active counts. Walks gt_guilds once; with --top keeps only the K largest,
- * so memory is K entries however many guilds the table holds.
+ * active counts; and the guild list `info` shows too. Walks gt_guilds once;
+ * with --top keeps only the K largest, so memory is K entries however many
+ * guilds the table holds.
  */
 #include "cli.h"
 
@@ -29,12 +30,6 @@ static const char guilds_help[] =
 
 #define GUILDS_INITIAL_CAP 64u
 
-struct glist {
-    gt_guild_stat *v;
-    size_t n, cap, keep; /* keep: the K of --top, or SIZE_MAX */
-    uint64_t seen;
-};
-
 static bool larger(const gt_guild_stat *a, const gt_guild_stat *b) {
     if (a->members != b->members)
         return a->members > b->members;
@@ -47,9 +42,9 @@ static int cmp(const void *a, const void *b) {
 
 /* All guilds, or the K largest kept sorted by insertion. */
 static int add(void *ctx, const gt_guild_stat *g) {
-    struct glist *l = ctx;
+    cli_guild_list *l = ctx;
     l->seen++;
-    if (l->keep != SIZE_MAX) {
+    if (l->keep) {
         if (l->n == l->keep && !larger(g, &l->v[l->n - 1]))
             return 0;
         size_t i = l->n < l->keep ? l->n++ : l->n - 1;
@@ -70,20 +65,22 @@ static int add(void *ctx, const gt_guild_stat *g) {
     return 0;
 }
 
-static void print_json(const struct glist *l) {
-    printf("[");
-    for (size_t i = 0; i < l->n; i++) {
-        const gt_guild_stat *g = &l->v[i];
-        printf("%s\n  {\"guild_id\": %" PRIu64 ", \"members\": %" PRIu64
-               ", \"online\": %" PRIu64 ", \"active\": %" PRIu64
-               ", \"capacity\": %" PRIu64 ", \"bytes_used\": %" PRIu64 "}",
-               i ? "," : "", g->guild_id, g->members, g->online, g->active,
-               g->capacity, g->bytes_used);
-    }
-    printf("%s]\n", l->n ? "\n" : "");
+int cli_guild_list_read(gt_table *t, size_t keep, cli_guild_list *l) {
+    *l = (cli_guild_list){.keep = keep};
+    if (keep && !(l->v = calloc(keep, sizeof *l->v)))
+        return GT_ENOMEM;
+    int r = gt_guilds(t, add, l);
+    if (r == 0 && !keep)
+        qsort(l->v, l->n, sizeof *l->v, cmp);
+    return r;
 }
 
-static void print_text(const struct glist *l) {
+void cli_guild_list_free(cli_guild_list *l) {
+    free(l->v);
+    *l = (cli_guild_list){0};
+}
+
+void cli_guild_list_text(const cli_guild_list *l) {
     printf("%20s  %12s  %12s  %12s  %12s  %14s\n", "GUILD_ID", "MEMBERS",
            "ONLINE", "ACTIVE", "CAPACITY", "BYTES_USED");
     for (size_t i = 0; i < l->n; i++) {
@@ -93,8 +90,19 @@ static void print_text(const struct glist *l) {
                g->guild_id, g->members, g->online, g->active, g->capacity,
                g->bytes_used);
     }
-    if (l->n < l->seen)
-        printf("(%zu of %" PRIu64 " guilds)\n", l->n, l->seen);
+}
+
+void cli_guild_list_json(const cli_guild_list *l, const char *indent) {
+    printf("[");
+    for (size_t i = 0; i < l->n; i++) {
+        const gt_guild_stat *g = &l->v[i];
+        printf("%s\n%s  {\"guild_id\": %" PRIu64 ", \"members\": %" PRIu64
+               ", \"online\": %" PRIu64 ", \"active\": %" PRIu64
+               ", \"capacity\": %" PRIu64 ", \"bytes_used\": %" PRIu64 "}",
+               i ? "," : "", indent, g->guild_id, g->members, g->online,
+               g->active, g->capacity, g->bytes_used);
+    }
+    printf("%s%s]", l->n ? "\n" : "", l->n ? indent : "");
 }
 
 int cmd_guilds(int argc, char **argv) {
@@ -128,28 +136,26 @@ int cmd_guilds(int argc, char **argv) {
     }
     if (!name)
         return cli_usage_error(&a, "missing table NAME");
-    struct glist l = {.keep = top ? (size_t)top : SIZE_MAX};
-    if (top && !(l.v = calloc((size_t)top, sizeof *l.v)))
-        return cli_fail(GT_ENOMEM, "guilds");
     gt_table *t;
     gt_options o = {.dir = dir, .flags = GT_RDONLY};
     int r = gt_open(name, &o, &t);
-    if (r) {
-        free(l.v);
+    if (r)
         return cli_fail(r, "guilds: open table %s", name);
-    }
-    r = gt_guilds(t, add, &l);
+    cli_guild_list l;
+    r = cli_guild_list_read(t, (size_t)top, &l);
     gt_close(t);
     if (r) {
-        free(l.v);
+        cli_guild_list_free(&l);
         return cli_fail(r, "guilds: table %s", name);
     }
-    if (!top)
-        qsort(l.v, l.n, sizeof *l.v, cmp);
-    if (json)
-        print_json(&l);
-    else
-        print_text(&l);
-    free(l.v);
+    if (json) {
+        cli_guild_list_json(&l, "");
+        putchar('\n');
+    } else {
+        cli_guild_list_text(&l);
+        if (l.n < l.seen)
+            printf("(%zu of %" PRIu64 " guilds)\n", l.n, l.seen);
+    }
+    cli_guild_list_free(&l);
     return cli_finish(CLI_EXIT_OK);
 }

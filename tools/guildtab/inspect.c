@@ -254,35 +254,9 @@ static const char info_help[] =
     "  --json      one JSON object instead of text\n";
 /* clang-format on */
 
-/* The guilds walk: a count and the largest INFO_TOP_GUILDS, kept sorted
- * (most members first, then lowest id, so equal sizes list stably). */
-struct top_guilds {
-    uint64_t count;
-    size_t n;
-    gt_guild_stat v[INFO_TOP_GUILDS];
-};
-
-static bool larger(const gt_guild_stat *a, const gt_guild_stat *b) {
-    if (a->members != b->members)
-        return a->members > b->members;
-    return a->guild_id < b->guild_id;
-}
-
-static int top_add(void *ctx, const gt_guild_stat *g) {
-    struct top_guilds *top = ctx;
-    top->count++;
-    if (top->n == INFO_TOP_GUILDS && !larger(g, &top->v[top->n - 1]))
-        return 0;
-    size_t i = top->n < INFO_TOP_GUILDS ? top->n++ : top->n - 1;
-    for (; i > 0 && larger(g, &top->v[i - 1]); i--)
-        top->v[i] = top->v[i - 1];
-    top->v[i] = *g;
-    return 0;
-}
-
 static void info_print_text(const struct inspect_args *a,
                             const gt_table_stat *s,
-                            const struct top_guilds *top) {
+                            const cli_guild_list *top) {
     char h1[CLI_HUMAN_MAX], h2[CLI_HUMAN_MAX], h3[CLI_HUMAN_MAX],
         h4[CLI_HUMAN_MAX];
     printf("table             ");
@@ -294,7 +268,7 @@ static void info_print_text(const struct inspect_args *a,
     printf("\nformat version    %" PRIu32 "\n", s->version);
     printf("guilds            %" PRIu64 " of %" PRIu64 " (%" PRIu64
            " walked)\n",
-           s->guilds, s->max_guilds, top->count);
+           s->guilds, s->max_guilds, top->seen);
     printf("members           %" PRIu64 " of %" PRIu64 "\n", s->members,
            s->max_members);
     printf("payload size      %" PRIu32 " bytes\n", s->payload_size);
@@ -312,34 +286,19 @@ static void info_print_text(const struct inspect_args *a,
     printf("bytes per member  %.1f\n", s->bytes_per_member);
     if (top->n == 0)
         return;
-    printf("\nlargest guilds (%zu of %" PRIu64 "):\n", top->n, top->count);
-    printf("%20s  %12s  %12s  %12s  %12s  %14s\n", "GUILD_ID", "MEMBERS",
-           "ONLINE", "ACTIVE", "CAPACITY", "BYTES_USED");
-    for (size_t i = 0; i < top->n; i++) {
-        const gt_guild_stat *g = &top->v[i];
-        printf("%20" PRIu64 "  %12" PRIu64 "  %12" PRIu64 "  %12" PRIu64
-               "  %12" PRIu64 "  %14" PRIu64 "\n",
-               g->guild_id, g->members, g->online, g->active, g->capacity,
-               g->bytes_used);
-    }
+    printf("\nlargest guilds (%zu of %" PRIu64 "):\n", top->n, top->seen);
+    cli_guild_list_text(top);
 }
 
-static void info_print_guilds_json(const struct top_guilds *top) {
-    printf("  \"largest_guilds\": [");
-    for (size_t i = 0; i < top->n; i++) {
-        const gt_guild_stat *g = &top->v[i];
-        printf("%s\n    {\"guild_id\": %" PRIu64 ", \"members\": %" PRIu64
-               ", \"online\": %" PRIu64 ", \"active\": %" PRIu64
-               ", \"capacity\": %" PRIu64 ", \"bytes_used\": %" PRIu64 "}",
-               i ? "," : "", g->guild_id, g->members, g->online, g->active,
-               g->capacity, g->bytes_used);
-    }
-    printf("%s]\n", top->n ? "\n  " : "");
+static void info_print_guilds_json(const cli_guild_list *top) {
+    printf("  \"largest_guilds\": ");
+    cli_guild_list_json(top, "  ");
+    putchar('\n');
 }
 
 static void info_print_json(const struct inspect_args *a,
                             const gt_table_stat *s,
-                            const struct top_guilds *top) {
+                            const cli_guild_list *top) {
     printf("{\n  \"name\": ");
     cli_json_string(stdout, a->name);
     printf(",\n  \"dir\": ");
@@ -361,7 +320,7 @@ static void info_print_json(const struct inspect_args *a,
            ",\n",
            s->bytes_resident, s->bytes_reserved);
     printf("  \"bytes_per_member\": %.3f,\n", s->bytes_per_member);
-    printf("  \"guilds_walked\": %" PRIu64 ",\n", top->count);
+    printf("  \"guilds_walked\": %" PRIu64 ",\n", top->seen);
     info_print_guilds_json(top);
     printf("}\n");
 }
@@ -376,16 +335,19 @@ int cmd_info(int argc, char **argv) {
     if (r)
         return cli_fail(r, "info: open table %s", args.name);
     gt_table_stat s;
-    struct top_guilds top = {0};
+    cli_guild_list top = {0};
     if ((r = gt_info(t, &s)) == 0)
-        r = gt_guilds(t, top_add, &top);
+        r = cli_guild_list_read(t, INFO_TOP_GUILDS, &top);
     gt_close(t);
-    if (r)
+    if (r) {
+        cli_guild_list_free(&top);
         return cli_fail(r, "info: read table %s", args.name);
+    }
     if (args.json)
         info_print_json(&args, &s, &top);
     else
         info_print_text(&args, &s, &top);
+    cli_guild_list_free(&top);
     return cli_finish(CLI_EXIT_OK);
 }
 

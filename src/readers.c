@@ -167,17 +167,23 @@ bool gt__pid_running(uint32_t pid) {
  * section its owner died in may hold undo entries pointing into the slot's
  * log, and rolling them back onto a slot already handed to another thread
  * would overwrite that thread's log. */
-int gt__sweep(gt_table *t, bool all) {
-    uint32_t n = t->seg->g.max_slots;
-    bool settled = false;
-    int freed = 0;
-    /* A dead holder of the global lock: its section is rolled back by the
-     * next taker, so take it now (counters read after this are whole). */
+/* If the global lock's holder died, take the lock: the taker rolls its
+ * section back. True if it was settled so. */
+static bool glock_settle(gt_table *t) {
     uint32_t gp = LOAD(&t->seg->lock_pid, relaxed);
     if (gp && !gt__pid_running(gp) && gt__glock(t) == 0) {
         gt__gunlock(t);
-        settled = true;
+        return true;
     }
+    return false;
+}
+
+int gt__sweep(gt_table *t, bool all) {
+    uint32_t n = t->seg->g.max_slots;
+    int freed = 0;
+    /* A dead holder of the global lock: its section is rolled back by the
+     * next taker, so take it now (counters read after this are whole). */
+    bool settled = glock_settle(t);
     for (uint32_t i = 0; i < n; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
         uint32_t pid = LOAD(&s->pid, acquire);
@@ -364,7 +370,9 @@ uint32_t gt__slots_used(gt_table *t) {
 
 /* Wait for a seqlock a writer holds odd. Spins, then yields; every ~1 ms
  * checks whether the guild's writer died, and if so recovers the guild by
- * taking its lock; gives up after GT_READ_TIMEOUT_NS with GT_EBUSY. */
+ * taking its lock (or, with no guild writer, whether the global lock's
+ * holder died, and if so settles it); gives up after the read timeout with
+ * GT_EBUSY. */
 int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) {
     if (w->spins == 0) {
         GT_HOOK("read_wait");
@@ -381,6 +389,9 @@ int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) {
         uint32_t pid = LOAD(&g->writer_pid, relaxed);
         if (pid && !gt__pid_alive(pid))
             gt__guild_recover(t, g, true); /* never waits for a live one */
+        else if (!pid) /* no guild writer: a global section (a guild being
+                          made) holds it, whose owner may have died */
+            glock_settle(t);
     }
     if (now - w->start_ns > t->read_timeout_ns)
         return GT_EBUSY;

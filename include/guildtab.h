@@ -195,11 +195,34 @@ GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
  * payload: receives payload_size bytes; may be NULL.
  * Errors: GT_EINVAL (t NULL), GT_ENOENT (no such guild or member), GT_EBUSY
  *   (a writer kept the record mid-write beyond the retry bound: it stalled or
- *   died; retry later).
+ *   died; retry later), GT_ECORRUPT (the guild's storage lies outside the
+ *   segment).
  * Concurrency: any thread, lock-free, concurrently with writers.
  */
 GT_API int gt_lookup(gt_table *t, uint64_t guild_id, uint64_t user_id,
                      gt_member *out, void *payload);
+
+/*
+ * gt_lookup_many - look up n members of one guild at once: what n calls of
+ * gt_lookup would return, but the memory fetches of different members
+ * overlap, so a batch costs a fraction of n calls once the guild is larger
+ * than the caches (README: "Numbers"). Each member is read whole, as by
+ * gt_lookup; the batch is not one snapshot of the guild.
+ * user_ids: the n ids (repeats allowed).
+ * out: receives n records, out[i] for user_ids[i] when found[i] is 1 (left
+ *   as it was otherwise); may be NULL to test presence only.
+ * payloads: receives n * payload_size bytes, member i's at i * payload_size;
+ *   may be NULL.
+ * found: receives n bytes, 1 (found) or 0 (absent).
+ * Returns the number found (0 also when there is no such guild).
+ * Errors: GT_EINVAL (t NULL; user_ids or found NULL with n > 0; n > INT_MAX),
+ *   GT_EBUSY (as gt_lookup; found[] and out[] are then incomplete),
+ *   GT_ECORRUPT (the guild's storage lies outside the segment).
+ * Concurrency: any thread, lock-free, concurrently with writers.
+ */
+GT_API int gt_lookup_many(gt_table *t, uint64_t guild_id,
+                          const uint64_t *user_ids, size_t n, gt_member *out,
+                          void *payloads, uint8_t *found);
 
 /*
  * gt_contains - 1 if the member exists, 0 if not, or a negative error as
@@ -223,6 +246,34 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id);
  */
 GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
                            uint32_t set, uint32_t clear, uint32_t *old_flags);
+
+/* One member's change of flags in gt_update_flags_many. */
+typedef struct gt_flag_update {
+    uint64_t user_id;
+    uint32_t set, clear; /* as gt_update_flags */
+} gt_flag_update;
+
+/*
+ * gt_update_flags_many - gt_update_flags for n members of one guild, in
+ * order: each member's new flags are (old & ~clear) | set. Absent members
+ * are skipped. Faster than n calls (README: "Numbers"): the guild is locked
+ * once per 256 updates, the members' memory is fetched ahead, and updates
+ * that leave GT_ACTIVE alone are committed some twenty at a time. Each
+ * update is whole to readers; the batch is not one atomic write, but it
+ * is applied in order, so after a crash or an error a prefix of it stands.
+ * done: may be NULL; receives how many updates, from the first, were
+ *   applied or skipped (n on success).
+ * Returns the number of members whose flags changed.
+ * Errors: GT_EINVAL (t NULL, u NULL with n > 0, n > INT_MAX, a set or clear
+ *   with library bits other than GT_ONLINE and GT_ACTIVE; nothing applied),
+ *   and the errors of gt_update_flags other than GT_ENOENT for an absent
+ *   member (GT_ENOENT: no such guild).
+ * Concurrency: as gt_update_flags; other writers of the guild wait for at
+ *   most 256 updates.
+ */
+GT_API int gt_update_flags_many(gt_table *t, uint64_t guild_id,
+                                const gt_flag_update *u, size_t n,
+                                size_t *done);
 
 /*
  * gt_update_session - set the member's routing (worker, session_id).
@@ -318,7 +369,8 @@ typedef struct gt_stats {
     uint64_t lookups;       /* gt_lookup and gt_contains calls */
     uint64_t inserts;       /* successful gt_insert / gt_insert_new */
     uint64_t deletes;       /* successful gt_delete */
-    uint64_t updates;       /* successful gt_update_flags/_session/_roles */
+    uint64_t updates;       /* successful gt_update_flags/_session/_roles,
+                               members gt_update_flags_many found */
     uint64_t guild_deletes; /* successful gt_guild_delete */
     uint64_t scans;         /* gt_select calls, cursor pages read, and
                                gt_select_count calls that walk members (not

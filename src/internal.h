@@ -506,6 +506,10 @@ int gt__guild_recover(gt_table *t, struct gt_guild *g, bool try) GT_INTERNAL;
 int gt__sweep(gt_table *t, bool all) GT_INTERNAL;
 void gt__check_writer(gt_table *t, struct gt_guild *g) GT_INTERNAL;
 int gt__wr_commit(struct gt_wr *w) GT_INTERNAL;
+/* Commit what w wrote so far and keep the lock, for the next part of a
+ * batch; on an error (the commit stands) the lock is released and w is
+ * done. */
+int gt__wr_checkpoint(struct gt_wr *w) GT_INTERNAL;
 int gt__count_reserve(struct gt_wr *w, int32_t delta) GT_INTERNAL;
 int gt__log_retire(struct gt_wr *w, uint64_t off, uint64_t bytes) GT_INTERNAL;
 void gt__wr_abort(struct gt_wr *w) GT_INTERNAL;

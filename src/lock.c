@@ -514,7 +514,10 @@ static void guild_unlock(struct gt_wr *w) {
     pthread_mutex_unlock(&w->g->lock);
 }
 
-int gt__wr_commit(struct gt_wr *w) {
+/* Make w's write visible and finished; the lock stays held. Returns the
+ * post-commit actions' error, if any: the write is done all the same, and
+ * its log is left for a later recovery to roll forward. */
+static int wr_finish(struct gt_wr *w) {
     sig_fence();
     STORE(&w->log->state, GT_LOG_COMMITTED, relaxed);
     sig_fence();
@@ -530,8 +533,20 @@ int gt__wr_commit(struct gt_wr *w) {
         log_clear(w->log);
     if (w->stat < GT_ST_COUNT)
         gt_stat_add(w->t, w->slot, w->stat, 1);
+    return r;
+}
+
+int gt__wr_commit(struct gt_wr *w) {
+    wr_finish(w);
     guild_unlock(w);
     return 0;
+}
+
+int gt__wr_checkpoint(struct gt_wr *w) {
+    int r = wr_finish(w);
+    if (r)
+        guild_unlock(w); /* the log must not take another write */
+    return r;
 }
 
 /* Undo everything w did, keeping the lock. */

@@ -16,6 +16,9 @@
  */
 #include "internal.h"
 
+#include <limits.h>
+#include <string.h>
+
 static void wview(struct gt_wr *w, struct gt_view *v) {
     struct gt_guild *g = w->g;
     uint64_t so = LOAD(&g->store_off, relaxed), ao = LOAD(&g->act_off, relaxed);
@@ -295,6 +298,153 @@ GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
     return update(t, guild_id, user_id, UPD_FLAGS, &a, old_flags);
 }
 
+/* Members per window of the batch calls: enough fetches in flight to cover
+ * a miss's latency, few enough that the window's lines stay in L1. */
+#define MANY_WINDOW 16u
+
+/* Updates per hold of the guild's lock in gt_update_flags_many: other
+ * writers of the guild wait at most this many updates. */
+#define MANY_HOLD 256u
+
+/* Whether the log has room for one more update that leaves GT_ACTIVE alone:
+ * its record, maybe its fanout entry, and the counters line. */
+static bool log_room(const struct gt_wr *w) {
+    const struct gt_log *l = w->log;
+    uint32_t need = 2 * w->t->seg->g.stride + 2 * GT_LINE;
+    return LOAD(&l->n, relaxed) + 3 <= l->ent_cap &&
+           l->data_used + need <= l->data_cap;
+}
+
+/* One update of a batch: where it lands and what it changes. */
+struct many_op {
+    struct gt_rec *rec;
+    uint64_t slot;
+    uint64_t ow[8];
+    uint32_t oldf, newf;
+};
+
+/* Where the update lands (the lock held): -1 (absent), 0 (it changes
+ * nothing) or 1. */
+static int many_find(gt_table *t, const struct gt_view *v, uint64_t h,
+                     const gt_flag_update *u, struct many_op *op) {
+    op->slot = v->st ? gt__store_find(t, v->st, v->cap, u->user_id, h)
+                     : GT_NOT_FOUND;
+    if (op->slot == GT_NOT_FOUND)
+        return -1;
+    op->rec = gt_rec_at(t, v->st, v->cap, op->slot);
+    read_words(op->rec, op->ow);
+    op->oldf = (uint32_t)(op->ow[7] >> 32);
+    op->newf = (op->oldf & ~u->clear) | u->set;
+    return op->newf != op->oldf;
+}
+
+/* Write one update into the open part, as update() does: 0, 1 (done, and
+ * the guild's storage was rebuilt: the view is new) or a negative error
+ * (the part must be rolled back). */
+static int many_apply(struct gt_wr *w, struct gt_view *v,
+                      const struct many_op *op) {
+    uint64_t nw[8];
+    memcpy(nw, op->ow, sizeof nw);
+    nw[7] = (uint32_t)op->ow[7] | ((uint64_t)op->newf << 32);
+    gt_member m;
+    gt__rec_unpack(nw, &m);
+    uint32_t meta = LOAD(&op->rec->meta, relaxed), idx;
+    int r;
+    if ((r = log_counters(w)) ||
+        (r = act_sync(w, v, op->slot, op->oldf, &m, meta & ~GT_REC_LIVE,
+                      &idx)) ||
+        (r = rec_write(w, op->rec, nw, false, NULL, GT_REC_LIVE | idx)))
+        return r;
+    count_flags(w->g, op->oldf, true, op->newf, true);
+    if (!gt__act_sparse(v->act))
+        return 0;
+    r = gt__store_rebuild(w, LOAD(&w->g->members, relaxed));
+    return r ? r : 1;
+}
+
+/* Commit the open part, `part` updates to count, and keep the lock (released on an
+ * error, the part committed all the same). */
+static int many_checkpoint(struct gt_wr *w, uint32_t *part) {
+    gt_stat_add(w->t, w->slot, GT_ST_UPDATES, *part);
+    *part = 0;
+    return gt__wr_checkpoint(w);
+}
+
+GT_API int gt_update_flags_many(gt_table *t, uint64_t guild_id,
+                                const gt_flag_update *u, size_t n,
+                                size_t *done) {
+    if (done)
+        *done = 0;
+    if (!t || (n && !u) || n > INT_MAX)
+        return GT_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (check_flags(u[i].set) || check_flags(u[i].clear))
+            return GT_EINVAL;
+    int changed = 0, r = 0;
+    size_t at = 0, part_from = 0; /* part_from: first update of the open part */
+    while (at < n) { /* one hold of the lock */
+        size_t end = n - at < MANY_HOLD ? n : at + MANY_HOLD;
+        struct gt_wr w;
+        struct gt_view v;
+        if ((r = gt__guild_write(t, guild_id, false, &w, NULL)))
+            goto out;
+        wview(&w, &v);
+        uint32_t part = 0;
+        part_from = at;
+        while (at < end) {
+            size_t win = end - at < MANY_WINDOW ? end - at : MANY_WINDOW;
+            uint64_t h[MANY_WINDOW];
+            /* fetch the window's control groups and home records first,
+             * so that their misses overlap */
+            for (size_t j = 0; j < win; j++) {
+                h[j] = gt_hash(t, u[at + j].user_id);
+                if (v.st) {
+                    uint64_t pos = gt_fastrange(h[j], v.cap);
+                    __builtin_prefetch(gt_ctrl(v.st) + (pos & ~7ull));
+                    __builtin_prefetch(gt_rec_at(t, v.st, v.cap, pos), 1);
+                }
+            }
+            for (size_t j = 0; j < win; j++, at++) {
+                struct many_op op;
+                int f = many_find(t, &v, h[j], &u[at], &op);
+                part += f == 0; /* counted as gt_update_flags counts it */
+                if (f <= 0)
+                    continue;
+                /* A change of GT_ACTIVE moves the fanout set, whose log use
+                 * has no small bound: it is a part of its own. */
+                bool alone = (op.oldf ^ op.newf) & GT_ACTIVE;
+                if ((alone || !log_room(&w)) && LOAD(&w.log->n, relaxed)) {
+                    if ((r = many_checkpoint(&w, &part))) {
+                        part_from = at;
+                        goto out;
+                    }
+                    part_from = at;
+                }
+                if ((r = many_apply(&w, &v, &op)) < 0) {
+                    gt__wr_abort(&w);
+                    goto out;
+                }
+                changed++;
+                part++;
+                if (alone || r) {
+                    r = many_checkpoint(&w, &part);
+                    part_from = at + 1;
+                    if (r)
+                        goto out;
+                    wview(&w, &v);
+                }
+            }
+        }
+        gt_stat_add(t, w.slot, GT_ST_UPDATES, part);
+        gt__wr_commit(&w);
+        part_from = at;
+    }
+out:
+    if (done)
+        *done = r ? part_from : n;
+    return r ? r : changed;
+}
+
 GT_API int gt_update_session(gt_table *t, uint64_t guild_id, uint64_t user_id,
                              uint32_t worker, uint64_t session_id) {
     struct upd_args a = {.worker = worker, .session = session_id};
@@ -426,6 +576,78 @@ static inline int rec_get(gt_table *t, struct gt_guild *g,
     }
 }
 
+/* One member's probe of a view: 1 (found, copied out), 0 (absent) or a
+ * negative error. Reads only inside the block; the caller re-checks the
+ * view afterwards. */
+static inline int probe(gt_table *t, struct gt_guild *g,
+                        const struct gt_store *st, uint64_t cap, uint64_t h,
+                        uint64_t uid, gt_member *out, void *payload) {
+    uint64_t tagw = LSB * (h & 0x7f);
+    uint64_t pos = gt_fastrange(h, cap), grp = pos & ~7ull;
+    uint64_t mask = MSB & (~0ull << ((pos & 7) * 8));
+    for (uint64_t n = 0; n <= cap / 8; n++) {
+        uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + grp),
+                          relaxed);
+        /* pairs with the release store of a control byte */
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t x = w ^ tagw, m = ((x - LSB) & ~x & MSB) & mask;
+        while (m) {
+            uint64_t i = grp + ((uint64_t)__builtin_ctzll(m) >> 3);
+            int found = rec_get(t, g, gt_rec_at(t, st, cap, i), uid, out,
+                                payload);
+            if (found)
+                return found;
+            m &= m - 1;
+        }
+        if (w & ~(w << 6) & MSB & mask)
+            return 0; /* an EMPTY slot ends the probe */
+        mask = MSB;
+        grp += 8;
+        if (grp >= cap)
+            grp = 0;
+    }
+    return 0;
+}
+
+/* A consistent read of the view lookups probe: 1 (st, cap set), 0 (the
+ * guild is gone or has no storage) or a negative error. */
+static inline int lookup_view(gt_table *t, struct gt_guild *g, uint64_t gid,
+                              struct gt_wait *wt, uint32_t *vs,
+                              const struct gt_store **st, uint64_t *cap) {
+    for (;;) {
+        *vs = LOAD(&g->vseq, acquire);
+        uint64_t so = LOAD(&g->store_off, relaxed);
+        *cap = LOAD(&g->cap, relaxed);
+        bool live = LOAD(&g->state, relaxed) == GT_GUILD_LIVE &&
+                    LOAD(&g->id, relaxed) == gid;
+        atomic_thread_fence(memory_order_acquire);
+        if (GT_UNLIKELY((*vs & 1u) || LOAD(&g->vseq, relaxed) != *vs)) {
+            int e = gt__wait(t, g, wt);
+            if (e)
+                return e;
+            continue;
+        }
+        if (!live || !so)
+            return 0;
+        if (GT_UNLIKELY(!gt_store_ok(&t->seg->g, so, *cap, t->stride)))
+            return GT_ECORRUPT;
+        *st = gt_at(t, so);
+        return 1;
+    }
+}
+
+/* Whether the view read with vs still stands after the probes; if not,
+ * waits (the block may have been reused under them) and says so. */
+static inline int lookup_recheck(gt_table *t, struct gt_guild *g,
+                                 struct gt_wait *wt, uint32_t vs) {
+    /* pairs with the release fence of the writer's vseq begin */
+    atomic_thread_fence(memory_order_acquire);
+    if (GT_LIKELY(LOAD(&g->vseq, relaxed) == vs))
+        return 1;
+    int e = gt__wait(t, g, wt);
+    return e ? e : 0;
+}
+
 /* The lookup hot path, kept small so that independent lookups overlap their
  * cache misses: one guild-cache hit, the view, the hash, one control group,
  * one record. */
@@ -438,62 +660,81 @@ static int lookup(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
     if (GT_UNLIKELY(!g))
         return GT_ENOENT;
     uint64_t h = gt_hash(t, uid);
-    uint64_t tagw = LSB * (h & 0x7f);
     struct gt_wait wt = GT_WAIT_INIT;
     for (;;) {
-        uint32_t vs = LOAD(&g->vseq, acquire);
-        uint64_t so = LOAD(&g->store_off, relaxed);
-        uint64_t cap = LOAD(&g->cap, relaxed);
-        bool live = LOAD(&g->state, relaxed) == GT_GUILD_LIVE &&
-                    LOAD(&g->id, relaxed) == gid;
-        atomic_thread_fence(memory_order_acquire);
-        if (GT_UNLIKELY((vs & 1u) || LOAD(&g->vseq, relaxed) != vs)) {
-            int e = gt__wait(t, g, &wt);
-            if (e)
-                return e;
-            continue;
-        }
-        if (!live || !so)
-            return GT_ENOENT;
-        const struct gt_geom *geo = &t->seg->g;
-        if (GT_UNLIKELY(!gt_store_ok(geo, so, cap, t->stride)))
-            return GT_ECORRUPT;
-        const struct gt_store *st = gt_at(t, so);
-        uint64_t pos = gt_fastrange(h, cap), grp = pos & ~7ull;
-        uint64_t mask = MSB & (~0ull << ((pos & 7) * 8));
-        int found = 0;
-        for (uint64_t n = 0; n <= cap / 8; n++) {
-            uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + grp),
-                              relaxed);
-            /* pairs with the release store of a control byte */
-            atomic_thread_fence(memory_order_acquire);
-            uint64_t x = w ^ tagw, m = ((x - LSB) & ~x & MSB) & mask;
-            while (m) {
-                uint64_t i = grp + ((uint64_t)__builtin_ctzll(m) >> 3);
-                found = rec_get(t, g, gt_rec_at(t, st, cap, i), uid, out, payload);
-                if (found)
-                    goto probed;
-                m &= m - 1;
-            }
-            if (w & ~(w << 6) & MSB & mask)
-                break; /* an EMPTY slot ends the probe */
-            mask = MSB;
-            grp += 8;
-            if (grp >= cap)
-                grp = 0;
-        }
-    probed:
+        uint32_t vs;
+        const struct gt_store *st;
+        uint64_t cap;
+        int r = lookup_view(t, g, gid, &wt, &vs, &st, &cap);
+        if (r <= 0)
+            return r ? r : GT_ENOENT;
+        /* Most members sit in their home slot: start fetching its record
+         * now, so that its miss overlaps the control group's. */
+        __builtin_prefetch(gt_rec_at(t, st, cap, gt_fastrange(h, cap)));
+        int found = probe(t, g, st, cap, h, uid, out, payload);
         if (found < 0)
             return found;
-        /* pairs with the release fence of the writer's vseq begin: had the
-         * view been replaced, the block may have been reused under us */
-        atomic_thread_fence(memory_order_acquire);
-        if (GT_LIKELY(LOAD(&g->vseq, relaxed) == vs))
+        r = lookup_recheck(t, g, &wt, vs);
+        if (r < 0)
+            return r;
+        if (r)
             return found ? 0 : GT_ENOENT;
-        int e = gt__wait(t, g, &wt);
-        if (e)
-            return e;
     }
+}
+
+GT_API int gt_lookup_many(gt_table *t, uint64_t guild_id,
+                          const uint64_t *user_ids, size_t n, gt_member *out,
+                          void *payloads, uint8_t *found) {
+    if (!t || (n && (!user_ids || !found)) || n > INT_MAX)
+        return GT_EINVAL;
+    if (!n)
+        return 0;
+    memset(found, 0, n);
+    for (size_t i = 0; i < n; i++)
+        gt_stat_lookup(t);
+    struct gt_guild *g = gt_guild_lookup(t, guild_id);
+    if (!g)
+        return 0;
+    uint32_t ps = t->seg->g.payload_size;
+    struct gt_wait wt = GT_WAIT_INIT;
+    int hits = 0;
+    for (size_t at = 0; at < n;) {
+        size_t w = n - at < MANY_WINDOW ? n - at : MANY_WINDOW;
+        uint64_t h[MANY_WINDOW];
+        uint32_t vs;
+        const struct gt_store *st;
+        uint64_t cap;
+        int r = lookup_view(t, g, guild_id, &wt, &vs, &st, &cap);
+        if (r <= 0)
+            return r < 0 ? r : hits;
+        /* First start every member's fetches (its control group and home
+         * record), then probe: the misses of the window overlap. */
+        for (size_t j = 0; j < w; j++) {
+            h[j] = gt_hash(t, user_ids[at + j]);
+            uint64_t pos = gt_fastrange(h[j], cap);
+            __builtin_prefetch(gt_ctrl(st) + (pos & ~7ull));
+            __builtin_prefetch(gt_rec_at(t, st, cap, pos));
+        }
+        int got = 0;
+        for (size_t j = 0; j < w; j++) {
+            int f = probe(t, g, st, cap, h[j], user_ids[at + j],
+                          out ? &out[at + j] : NULL,
+                          payloads ? (uint8_t *)payloads + (at + j) * ps
+                                   : NULL);
+            if (f < 0)
+                return f;
+            found[at + j] = (uint8_t)f;
+            got += f;
+        }
+        r = lookup_recheck(t, g, &wt, vs);
+        if (r < 0)
+            return r;
+        if (r) { /* else the view changed: this window again */
+            hits += got;
+            at += w;
+        }
+    }
+    return hits;
 }
 
 GT_API int gt_lookup(gt_table *t, uint64_t guild_id, uint64_t user_id,

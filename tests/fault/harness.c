@@ -62,6 +62,41 @@ static void apply(struct fh_model *md, const struct fh_entry *e) {
     }
 }
 
+static void random_flags(struct fh_entry *e, uint64_t *rng) {
+    e->set = (uint32_t)tc_rand(rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
+    e->clear = (uint32_t)tc_rand(rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
+}
+
+/* Log a batch of flag updates to one guild as entries n.., run it with
+ * gt_update_flags_many, acknowledge it. False: the log is full. */
+static bool many(gt_table *t, uint64_t *rng, uint64_t n) {
+    uint32_t k = 2 + (uint32_t)(tc_rand(rng) % (FH_MANY_MAX - 1));
+    if (n + k > LOG_MAX)
+        return false;
+    uint16_t g = (uint16_t)(tc_rand(rng) % FH_GUILDS);
+    gt_flag_update u[FH_MANY_MAX];
+    for (uint32_t i = 0; i < k; i++) {
+        struct fh_entry *e = &sh->e[n + i];
+        memset(e, 0, sizeof *e);
+        e->op = FH_FLAGS;
+        e->many = 1;
+        e->g = g;
+        e->u = (uint32_t)(tc_rand(rng) % FH_USERS);
+        random_flags(e, rng);
+        u[i] = (gt_flag_update){.user_id = e->u, .set = e->set,
+                                .clear = e->clear};
+    }
+    atomic_store(&sh->n, n + k); /* intent */
+    int rc = gt_update_flags_many(t, fh_gid(g), u, k, NULL);
+    if (rc < 0 && rc != GT_ENOENT) {
+        sh->err = rc, sh->err_op = FH_FLAGS;
+        return false;
+    }
+    for (uint32_t i = 0; i < k; i++)
+        sh->e[n + i].done = 1;
+    return true;
+}
+
 static int writer(void *arg) {
     (void)arg;
     uint64_t rng = sh->seed;
@@ -78,14 +113,18 @@ static int writer(void *arg) {
         e->g = (uint16_t)(tc_rand(&rng) % FH_GUILDS);
         e->u = (uint32_t)(tc_rand(&rng) % FH_USERS);
         uint64_t r = tc_rand(&rng) % 1000;
-        e->op = r < 450 ? FH_PUT : r < 750 ? FH_DEL : r < 900 ? FH_FLAGS
+        if (r >= 880 && r < 920) { /* a batch of flag updates */
+            if (!many(t, &rng, n))
+                return 0;
+            continue;
+        }
+        e->op = r < 450 ? FH_PUT : r < 750 ? FH_DEL : r < 880 ? FH_FLAGS
                 : r < 999 ? FH_SESSION : FH_GDEL;
         if (e->op == FH_PUT) {
             e->m = tc_member(e->u, tc_rand(&rng));
             e->m.flags |= tc_rand(&rng) % 3 == 0 ? GT_ACTIVE : 0;
         }
-        e->set = (uint32_t)tc_rand(&rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
-        e->clear = (uint32_t)tc_rand(&rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
+        random_flags(e, &rng);
         if (e->op == FH_SESSION) { /* keeps tc_member_whole true */
             e->m.session_id = tc_rand(&rng);
             e->m.worker = tc_worker_of(e->m.session_id);
@@ -132,26 +171,33 @@ static int count_fan(void *ctx, uint32_t w, const gt_recipient *r, size_t n) {
 /* Check the table against the model; the in-flight entry (if any) may or
  * may not have happened: pick whichever the table shows, then demand
  * exactness. */
-void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight) {
-    if (inflight) {
+/* Whether guild g of the table holds exactly what m says. */
+static bool guild_is(gt_table *t, const struct fh_model *m, unsigned g) {
+    for (uint32_t u = 0; u < FH_USERS; u++) {
+        gt_member got;
+        int r = gt_lookup(t, fh_gid(g), u, &got, NULL);
+        cr_assert(r == 0 || r == GT_ENOENT, "guild %u user %u: %s", g, u,
+                  gt_strerror(r));
+        if ((r == 0) != m->present[g][u] ||
+            (r == 0 && memcmp(&got, &m->m[g][u], sizeof got)))
+            return false;
+    }
+    return true;
+}
+
+void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight,
+               int k) {
+    if (k > 0) { /* which prefix happened: the longest the table shows */
         struct fh_model *after = malloc(sizeof *after);
-        memcpy(after, md, sizeof *after);
-        apply(after, inflight);
-        /* decide by the first user of the guild whose state differs */
-        bool took = false, decided = false;
-        for (uint32_t u = 0; u < FH_USERS && !decided; u++) {
-            bool b = md->present[inflight->g][u], a = after->present[inflight->g][u];
-            if (a == b && (!a || !memcmp(&md->m[inflight->g][u],
-                                         &after->m[inflight->g][u], sizeof(gt_member))))
-                continue;
-            gt_member got;
-            int r = gt_lookup(t, fh_gid(inflight->g), u, &got, NULL);
-            took = (r == 0) == a && (!a || !memcmp(&got, &after->m[inflight->g][u],
-                                                   sizeof got));
-            decided = true;
+        for (int p = k; p > 0; p--) {
+            memcpy(after, md, sizeof *after);
+            for (int i = 0; i < p; i++)
+                apply(after, &inflight[i]);
+            if (guild_is(t, after, inflight[0].g)) {
+                memcpy(md, after, sizeof *md);
+                break;
+            }
         }
-        if (took)
-            memcpy(md, after, sizeof *md);
         free(after);
     }
     gt_table_stat ts;
@@ -196,7 +242,7 @@ void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight
     }
     cr_assert_eq(ts.members, total, "table member count %lu, guilds hold %lu (in flight: %d)",
                  (unsigned long)ts.members, (unsigned long)total,
-                 inflight ? inflight->op : -1);
+                 k ? inflight->op : -1);
     fh_check(t);
 }
 
@@ -263,19 +309,23 @@ bool fh_reap(pid_t p) {
     return false;
 }
 
-bool fh_apply(struct fh_model *md, struct fh_entry *out) {
+int fh_apply(struct fh_model *md, struct fh_entry *out) {
     uint64_t n = atomic_load(&sh->n);
-    bool inflight = false;
+    int k = 0;
     for (uint64_t i = 0; i < n; i++) {
-        if (sh->e[i].done) {
-            apply(md, &sh->e[i]);
+        const struct fh_entry *e = &sh->e[i];
+        if (e->done && k == 0) {
+            apply(md, e);
             acknowledged++;
-        } else {
-            cr_assert_eq(i, n - 1, "only the last write can be in flight");
-            *out = sh->e[i];
-            inflight = true;
+            continue;
         }
+        /* in flight: the last write, or the tail of the last batch (whose
+         * acknowledgements may have been cut short: it is whole then) */
+        cr_assert(k < FH_MANY_MAX, "too many writes in flight");
+        cr_assert(k == 0 || (e->many && out[0].many && e->g == out[0].g),
+                  "only the last write can be in flight");
+        out[k++] = *e;
     }
     atomic_store(&sh->n, 0);
-    return inflight;
+    return k;
 }

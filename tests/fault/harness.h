@@ -14,9 +14,13 @@
 #define FH_USERS 6000u
 
 enum { FH_PUT, FH_DEL, FH_FLAGS, FH_SESSION, FH_GDEL };
+/* Most entries of one gt_update_flags_many batch: its updates are logged as
+ * FH_FLAGS entries with `many` set, and after a crash a prefix of them may
+ * have happened. */
+#define FH_MANY_MAX 40
 
 struct fh_entry {
-    uint8_t op, done;
+    uint8_t op, done, many;
     uint16_t g;
     uint32_t u;
     uint32_t set, clear;
@@ -39,12 +43,15 @@ pid_t fh_writer(uint64_t seed, const char *crash_at, uint64_t max_ops);
  * its max_ops; any other end fails the test. */
 bool fh_reap(pid_t p);
 /* Apply the writer's acknowledged writes to md and restart the log; returns
- * the write it was in the middle of (copied to *out), or false. */
-bool fh_apply(struct fh_model *md, struct fh_entry *out);
-/* Check the table against md; a write in flight may have happened or not
- * (the table decides), after which everything must match exactly:
- * records, guild counters, fanout sets, scans, the member count. */
-void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight);
+ * how many entries it was in the middle of (copied to out[0..FH_MANY_MAX)):
+ * 0, 1, or the unacknowledged tail of a batch. */
+int fh_apply(struct fh_model *md, struct fh_entry *out);
+/* Check the table against md; of the k entries in flight, a prefix may have
+ * happened (the table decides: a single write is all or nothing), after
+ * which everything must match exactly: records, guild counters, fanout
+ * sets, scans, the member count. */
+void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight,
+               int k);
 uint64_t fh_gid(unsigned g);
 /* Writes acknowledged by all writers so far. */
 uint64_t fh_acknowledged(void);

@@ -27,14 +27,14 @@ Test(fault, sigkill_writers_lose_nothing, .timeout = 900) {
         nanosleep(&d, NULL);
         kill(p, SIGKILL);
         cr_assert(fh_reap(p), "writer %d was not killed", k);
-        struct fh_entry in;
-        bool inflight = fh_apply(md, &in);
+        struct fh_entry in[FH_MANY_MAX];
+        int inflight = fh_apply(md, in);
         for (unsigned g = 0; g < FH_GUILDS; g++) {
             int r = gt_update_flags(t, fh_gid(g), UINT64_MAX, 0, 0, NULL);
             cr_assert(r == GT_ENOENT, "recovering guild %u: %s", g,
                       gt_strerror(r));
         }
-        fh_verify(t, md, inflight ? &in : NULL);
+        fh_verify(t, md, in, inflight);
     }
     cr_log_info("kill: %d kills survived", kills);
     free(md);

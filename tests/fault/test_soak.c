@@ -106,11 +106,11 @@ Test(fault, soak, .timeout = 0) {
             rkills++;
             r[i] = tc_spawn(reader, (void *)(uintptr_t)(rng & 0xFFFF));
         }
-        struct fh_entry in;
-        bool inflight = fh_apply(md, &in);
+        struct fh_entry in[FH_MANY_MAX];
+        int inflight = fh_apply(md, in);
         for (unsigned g = 0; g < FH_GUILDS; g++)
             gt_update_flags(t, fh_gid(g), UINT64_MAX, 0, 0, NULL);
-        fh_verify(t, md, inflight ? &in : NULL);
+        fh_verify(t, md, in, inflight);
         cr_assert_eq(rs->fail[0], 0, "%s", rs->fail);
         if (tc_now() - last > 60) {
             fprintf(stderr, "soak: %.0f min, %lu writer and %lu reader kills\n",

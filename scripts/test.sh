@@ -1,7 +1,9 @@
 #!/bin/sh
 # test.sh - install what is missing, build, and run every test suite twice:
 # a plain optimised build, then an AddressSanitizer + UndefinedBehavior-
-# Sanitizer build; then the fuzz targets under libFuzzer (a clang build).
+# Sanitizer build; then the fuzz targets under libFuzzer (a clang build);
+# then the benchmark at a tiny size (scripts/bench.sh --smoke: its figures
+# mean nothing, but every driver must build, run and pass its checks).
 # Exits non-zero on the first failing suite.
 #
 # GT_STRESS_SECONDS (seconds per stress test), GT_FAULT_KILLS (SIGKILLs in
@@ -27,4 +29,6 @@ CC=clang gt_build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
     -Db_lundef=false
 GT_FUZZ_SECONDS=${GT_FUZZ_SECONDS:-60} meson test -C build-fuzz --suite fuzz \
     --print-errorlogs
-echo "guildtab: all suites passed (plain, sanitizer and fuzz builds)" >&2
+echo "== benchmark smoke (every peer builds, runs and sees the same data)" >&2
+./scripts/bench.sh --smoke >/dev/null
+echo "guildtab: all suites passed (plain, sanitizer and fuzz builds, bench smoke)" >&2

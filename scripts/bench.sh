@@ -1,0 +1,92 @@
+#!/bin/sh
+# bench.sh - guildtab against its peers on one workload, in one run: install
+# what is missing, build the drivers (tools/bench), run each peer at each
+# size, then print one table with ratios and the goals, and write
+# tools/bench/results/bench.json and bench.png.
+#
+# Usage: scripts/bench.sh [--smoke]
+#   --smoke   tiny sizes, to check that every driver builds, runs and agrees
+#             (CI runs this; its figures mean nothing)
+# Environment:
+#   BENCH_SIZES      members per run (default "100000 1000000 10000000")
+#   BENCH_PEERS      default "floor plain guildtab ck_ht lmdb ets redis"
+#   BENCH_OPS        lookups per timed round (drivers have their defaults)
+#   BENCH_REDIS_PORT default 6399
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+gt_ensure_deps erlang-nox redis-server libck-dev gnuplot-nox python3
+
+sizes=${BENCH_SIZES:-"100000 1000000 10000000"}
+peers=${BENCH_PEERS:-"floor plain guildtab ck_ht lmdb ets redis"}
+if [ "${1:-}" = "--smoke" ]; then
+    sizes=20000
+    export BENCH_OPS=${BENCH_OPS:-20000}
+elif [ $# -gt 0 ]; then
+    echo "usage: scripts/bench.sh [--smoke]" >&2
+    exit 2
+fi
+port=${BENCH_REDIS_PORT:-6399}
+
+echo "== build (build-bench, -Dbench=true)" >&2
+gt_build build-bench -Dbench=true -Dtests=false
+bin=build-bench/tools/bench
+out=tools/bench/results
+mkdir -p "$out"
+raw=$out/raw.jsonl
+: >"$raw"
+
+redis_pid=""
+redis_stop() {
+    if [ -n "$redis_pid" ]; then
+        redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 ||
+            kill "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+        redis_pid=""
+    fi
+}
+trap redis_stop EXIT INT TERM
+
+# A fresh server per size, so that its memory figures start from empty.
+redis_start() {
+    redis-server --port "$port" --bind 127.0.0.1 --save '' \
+        --appendonly no --logfile '' --loglevel warning >/dev/null &
+    redis_pid=$!
+    i=0
+    until redis-cli -p "$port" ping >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ $i -gt 100 ]; then
+            echo "bench: redis-server did not start on port $port" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+}
+
+run_peer() { # PEER N
+    case $1 in
+    floor | plain | guildtab | ck_ht | lmdb | redis)
+        exe=$bin/bench-$(echo "$1" | tr -d _) ;;
+    ets) exe="escript tools/bench/ets.escript" ;;
+    *)
+        echo "bench: unknown peer $1" >&2
+        exit 2
+        ;;
+    esac
+    [ "$1" = redis ] && redis_start
+    start=$(date +%s)
+    echo "== $1, n=$2" >&2
+    # shellcheck disable=SC2086
+    BENCH_REDIS_PORT=$port $exe "$2" >>"$raw"
+    echo "   $(($(date +%s) - start)) s" >&2
+    [ "$1" = redis ] && redis_stop
+    return 0
+}
+
+for n in $sizes; do
+    for p in $peers; do
+        run_peer "$p" "$n"
+    done
+done
+
+python3 tools/bench/report.py "$raw" "$out"

@@ -1,0 +1,457 @@
+/*
+ * ckht.c - the Concurrency Kit peer of tools/bench: the workload of bench.h
+ * run against ck_ht, CK's single-producer multi-consumer hash table, in one
+ * process, following the contract in README.md (metrics, units, order).
+ *
+ * Usage: ckht N   (prints JSON lines; see README.md)
+ *
+ * Layout. CK_HT_MODE_DIRECT | CK_HT_WORKLOAD_DELETE: a 64-bit key (the
+ * user_id; 0 and ~0 mark empty and deleted slots, so no member may have
+ * them, which the load and the key builders check) maps to a pointer-sized
+ * value, with a per-slot probe bound that keeps probes short once members
+ * are deleted. A slot holds a key and a pointer, not a record, so the
+ * 64-byte records live in one array of n allocated up front, 64-byte
+ * aligned (one cache line each, no per-record allocator headers: the
+ * cheapest place a ck_ht user could keep them), and the value is the
+ * record's address. The table is presized (ck_ht_init's size is slots, and
+ * ck_ht keeps the load factor at or under 0.5, so it gets 2n) so that the
+ * load never grows it; the hash is CK's default (MurmurHash64A).
+ *
+ * ck_ht indexes one key only: no guild grouping, no secondary index on flags
+ * or roles. fanout, role select and count are therefore full scans of the
+ * table (ck_ht_next over every slot), each entry followed to its record.
+ *
+ * Each timed figure and its workload, as the README asks:
+ * - load_mps: n ck_ht_put_spmc in member order; each record is built
+ *   (bench_member_make) into the array inside the clock, the table is
+ *   created before it.
+ * - bytes_member: the bytes ck_ht holds through its allocator (counted by
+ *   the wrappers below) plus the record array, / n. rss_member: VmRSS
+ *   growth from before the table and array exist to after the load, / n.
+ * - lookup_ns, miss_ns: L = bench_ops(2000000) ck_ht_get_spmc per round,
+ *   each copying the 64-byte record out. lookup_dep_ns: the next key is the
+ *   session_id just copied. Median of 3 rounds.
+ * - lookup_1p/2p_mops: forked readers, each looking up its half of the L
+ *   keys, read the parent's table and records through the fork's
+ *   copy-on-write pages. They only read, so nothing is copied and this is
+ *   the table's read path; but ck_ht is a structure of one process, and a
+ *   forked reader sees a snapshot, not later writes.
+ * - flip_mps, churn_mps: the operations of bench_writes_make(L), L flips and
+ *   L/2 churn pairs per round. A flip is ck_ht_get_spmc, then a relaxed
+ *   atomic store of the new flags into the record (the only writer; the
+ *   table itself does not change); a pair is ck_ht_remove_spmc, then the
+ *   record rewritten and ck_ht_put_spmc. Median of 3 rounds.
+ */
+#include "bench.h"
+
+#include <ck_ht.h>
+
+#define ROUNDS 3
+#define LOOKUPS_DEFAULT 2000000u
+#define DEP_CHECK_LOOKUPS 10000u
+#define RECORD_ALIGN 64 /* one record per cache line */
+#define SLOTS_PER_MEMBER 2 /* ck_ht grows past a load factor of 0.5 */
+#define HASH_SEED 0x636b6874ull
+#define SCAN_MIN_RUNS 3
+#define SCAN_MIN_SECONDS 0.3
+#define SCAN_MAX_RUNS 1000 /* bounds the samples when a scan takes microseconds */
+
+struct recipient {
+    uint64_t user_id, session_id;
+};
+
+struct ht_bench {
+    uint64_t n, a;     /* members; the dependent cycle's multiplier */
+    ck_ht_t ht;
+    struct bench_member *rec; /* n records; the table's values point here */
+    uint64_t ops;      /* L: lookups per round, and flips and churn pairs */
+    uint64_t *hit, *miss;
+    uint64_t hit_sum;  /* sum of joined_at over the hit keys' members */
+    uint64_t half_sum[2]; /* the same over each half, a reader's share */
+    struct recipient *fan; /* BENCH_WORKERS lists of fan_cap each */
+    uint64_t fan_cap;
+    uint64_t *role_out;    /* n */
+};
+
+/* Every lookup copies its record here: a global the library calls that
+ * follow could read, so the compiler has to perform the whole copy. */
+struct bench_member copied_out;
+
+/* ---- the allocator: CK's own accounting of what it holds ---- */
+
+static size_t heap_bytes; /* live bytes ck_ht holds through the wrappers */
+
+static void *ht_malloc(size_t size) {
+    void *p = malloc(size);
+    if (p)
+        heap_bytes += size;
+    return p;
+}
+
+/* `defer` asks to delay a free until concurrent readers are done with it
+ * (an SMR scheme such as ck_epoch). This process has no concurrent readers:
+ * the forked ones have their own copy. So everything is freed at once. */
+static void *ht_realloc(void *p, size_t old, size_t size, bool defer) {
+    (void)defer;
+    void *q = realloc(p, size);
+    if (q)
+        heap_bytes += size - old;
+    return q;
+}
+
+static void ht_free(void *p, size_t size, bool defer) {
+    (void)defer;
+    free(p);
+    heap_bytes -= size;
+}
+
+static struct ck_malloc allocator = {
+    .malloc = ht_malloc, .realloc = ht_realloc, .free = ht_free};
+
+/* ---- table helpers ---- */
+
+static void key_ok(uint64_t key) {
+    if (key == CK_HT_KEY_EMPTY || key == CK_HT_KEY_TOMBSTONE)
+        bench_die("a key is one of ck_ht's reserved values");
+}
+
+/* The record of member `key`, or NULL. */
+static inline struct bench_member *ht_find(ck_ht_t *ht, uint64_t key) {
+    ck_ht_hash_t h;
+    ck_ht_entry_t e;
+    ck_ht_hash_direct(&h, ht, key);
+    ck_ht_entry_key_set_direct(&e, key);
+    if (!ck_ht_get_spmc(ht, h, &e))
+        return NULL;
+    return (struct bench_member *)ck_ht_entry_value_direct(&e);
+}
+
+static void ht_insert(ck_ht_t *ht, struct bench_member *m) {
+    ck_ht_hash_t h;
+    ck_ht_entry_t e;
+    ck_ht_hash_direct(&h, ht, m->user_id);
+    ck_ht_entry_set_direct(&e, h, m->user_id, (uintptr_t)m);
+    if (!ck_ht_put_spmc(ht, h, &e))
+        bench_die("ck_ht_put_spmc: a duplicate key or out of memory");
+}
+
+/* ---- load and footprint ---- */
+
+static void ht_create(struct ht_bench *b) {
+    b->rec = aligned_alloc(RECORD_ALIGN, b->n * sizeof *b->rec);
+    if (!b->rec)
+        bench_die("out of memory for the records");
+    if (!ck_ht_init(&b->ht, CK_HT_MODE_DIRECT | CK_HT_WORKLOAD_DELETE, NULL,
+                    &allocator, b->n * SLOTS_PER_MEMBER, HASH_SEED))
+        bench_die("ck_ht_init");
+}
+
+static double ht_load(struct ht_bench *b) {
+    size_t presized = heap_bytes;
+    double t0 = bench_now();
+    for (uint64_t i = 0; i < b->n; i++) {
+        struct bench_member *m = &b->rec[i];
+        bench_member_make(i, b->n, b->a, m);
+        key_ok(m->user_id);
+        ht_insert(&b->ht, m);
+    }
+    double t = bench_now() - t0;
+    if (ck_ht_count(&b->ht) != b->n)
+        bench_die("the load lost members");
+    if (heap_bytes != presized)
+        bench_die("the table grew during the load: presized too small");
+    return (double)b->n / t / 1e6;
+}
+
+static double ht_bytes_member(struct ht_bench *b) {
+    return (double)(heap_bytes + b->n * sizeof *b->rec) / (double)b->n;
+}
+
+/* ---- lookups ---- */
+
+static void ht_keys(struct ht_bench *b) {
+    b->hit = bench_keys(b->ops, b->n, false);
+    b->miss = bench_keys(b->ops, b->n, true);
+    uint64_t half = b->ops / 2;
+    for (uint64_t j = 0; j < b->ops; j++) {
+        uint64_t joined_at = bench_pick(j, b->n);
+        key_ok(b->miss[j]);
+        b->hit_sum += joined_at;
+        if (j < 2 * half)
+            b->half_sum[j / half] += joined_at;
+    }
+}
+
+/* Look up keys[0..count): return the hits and, in *sum, the sum of the
+ * members' joined_at (which says the right records were copied). */
+static uint64_t ht_lookups(ck_ht_t *ht, const uint64_t *keys, uint64_t count,
+                           uint64_t *sum) {
+    uint64_t hits = 0, s = 0;
+    for (uint64_t j = 0; j < count; j++) {
+        const struct bench_member *m = ht_find(ht, keys[j]);
+        if (m) {
+            memcpy(&copied_out, m, sizeof copied_out);
+            hits++;
+            s += (uint64_t)copied_out.joined_at;
+        }
+    }
+    *sum = s;
+    return hits;
+}
+
+/* One round of independent lookups: ns per lookup. */
+static double ht_round(struct ht_bench *b, const uint64_t *keys, uint64_t *hits,
+                       uint64_t *sum) {
+    double t0 = bench_now();
+    *hits = ht_lookups(&b->ht, keys, b->ops, sum);
+    return (bench_now() - t0) / (double)b->ops * 1e9;
+}
+
+/* `lookups` dependent lookups, the first of member 0, each next key the
+ * session_id of the record just copied; returns the sum of joined_at % 1000
+ * of the members found (check_dep: of the first 10000). */
+static uint64_t ht_follow(struct ht_bench *b, uint64_t lookups) {
+    uint64_t user_id = bench_uid(0), active = 0;
+    for (uint64_t s = 0; s < lookups; s++) {
+        const struct bench_member *m = ht_find(&b->ht, user_id);
+        if (!m)
+            bench_die("a dependent lookup missed");
+        memcpy(&copied_out, m, sizeof copied_out);
+        active += (uint64_t)copied_out.joined_at % 1000;
+        user_id = copied_out.session_id;
+    }
+    return active;
+}
+
+static double ht_dep_round(struct ht_bench *b) {
+    double t0 = bench_now();
+    ht_follow(b, b->ops);
+    return (bench_now() - t0) / (double)b->ops * 1e9;
+}
+
+/* ---- forked readers ---- */
+
+/* Reader `which` looks up its half of the keys (as every driver does). */
+static uint64_t ht_reader_run(void *ctx, int which) {
+    struct ht_bench *b = ctx;
+    uint64_t half = b->ops / 2, sum;
+    uint64_t hits = ht_lookups(&b->ht, b->hit + (uint64_t)which * half, half,
+                               &sum);
+    if (hits != half || sum != b->half_sum[which])
+        bench_die("a reader process read wrong records");
+    return half;
+}
+
+static double ht_readers(struct ht_bench *b, int procs) {
+    return bench_procs(procs, NULL, ht_reader_run, b) / 1e6;
+}
+
+/* ---- full scans (ck_ht has no secondary index) ---- */
+
+static inline const struct bench_member *scan_next(ck_ht_t *ht,
+                                                   ck_ht_iterator_t *it) {
+    ck_ht_entry_t *e;
+    if (!ck_ht_next(ht, it, &e))
+        return NULL;
+    return (const struct bench_member *)ck_ht_entry_value_direct(e);
+}
+
+static uint64_t ht_fanout(struct ht_bench *b) {
+    uint64_t fill[BENCH_WORKERS] = {0}, got = 0;
+    ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
+    for (const struct bench_member *m; (m = scan_next(&b->ht, &it));) {
+        if (!(m->flags & BENCH_ACTIVE))
+            continue;
+        uint32_t w = m->worker;
+        if (w >= BENCH_WORKERS || fill[w] == b->fan_cap)
+            bench_die("fanout: a worker out of range");
+        b->fan[w * b->fan_cap + fill[w]++] =
+            (struct recipient){m->user_id, m->session_id};
+        got++;
+    }
+    return got;
+}
+
+static uint64_t ht_role(struct ht_bench *b) {
+    uint64_t got = 0;
+    ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
+    for (const struct bench_member *m; (m = scan_next(&b->ht, &it));)
+        if (m->roles[0] & (1ull << BENCH_ROLE)) {
+            if (got == b->n)
+                bench_die("role: more members than loaded");
+            b->role_out[got++] = m->user_id;
+        }
+    return got;
+}
+
+static uint64_t ht_count(struct ht_bench *b) {
+    uint64_t online = 0;
+    ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
+    for (const struct bench_member *m; (m = scan_next(&b->ht, &it));)
+        online += (m->flags & BENCH_ONLINE) != 0;
+    return online;
+}
+
+/* Run scan until it has run SCAN_MIN_RUNS times and SCAN_MIN_SECONDS in all
+ * (at most SCAN_MAX_RUNS); the median in ms, its result in *result. */
+static double scan_ms(uint64_t (*scan)(struct ht_bench *), struct ht_bench *b,
+                      uint64_t *result) {
+    double t[SCAN_MAX_RUNS], spent = 0;
+    int runs = 0;
+    while (runs < SCAN_MIN_RUNS ||
+           (spent < SCAN_MIN_SECONDS && runs < SCAN_MAX_RUNS)) {
+        double t0 = bench_now();
+        uint64_t r = scan(b);
+        t[runs] = bench_now() - t0;
+        if (runs > 0 && r != *result)
+            bench_die("a scan's result changed between runs");
+        *result = r;
+        spent += t[runs++];
+    }
+    return bench_median(t, runs) * 1e3;
+}
+
+/* ---- writes (this process is the single producer) ---- */
+
+/* One round of w's flips: M flips/s. */
+static double ht_flips(struct ht_bench *b, const struct bench_writes *w) {
+    double t0 = bench_now();
+    for (uint64_t k = 0; k < w->flips; k++) {
+        struct bench_member *m = ht_find(&b->ht, w->flip_uid[k]);
+        if (!m)
+            bench_die("flip: a member is missing");
+        /* Relaxed: a flip publishes nothing but these 4 bytes, which a
+         * reader must see whole, never torn; no other write is ordered by
+         * it, so no fence is owed. */
+        __atomic_store_n(&m->flags, w->flip_flags[k], __ATOMIC_RELAXED);
+    }
+    return (double)w->flips / (bench_now() - t0) / 1e6;
+}
+
+/* One round of w's churn pairs (remove the member, insert it again):
+ * M pairs/s. */
+static double ht_churn(struct ht_bench *b, const struct bench_writes *w) {
+    double t0 = bench_now();
+    for (uint64_t k = 0; k < w->churns; k++) {
+        uint64_t key = w->churn[k].user_id;
+        ck_ht_hash_t h;
+        ck_ht_entry_t e;
+        ck_ht_hash_direct(&h, &b->ht, key);
+        ck_ht_entry_key_set_direct(&e, key);
+        if (!ck_ht_remove_spmc(&b->ht, h, &e))
+            bench_die("churn: a member is missing");
+        /* The removed record's place is rewritten and reused at once: no
+         * reader runs in this process. With concurrent readers it could be
+         * reused only once they are done with it (ck_epoch). */
+        struct bench_member *m =
+            (struct bench_member *)ck_ht_entry_value_direct(&e);
+        *m = w->churn[k];
+        ht_insert(&b->ht, m);
+    }
+    return (double)w->churns / (bench_now() - t0) / 1e6;
+}
+
+/* ---- checks ---- */
+
+/* The report (report.py) compares these with the workload's expectations. */
+struct checks {
+    uint64_t hits, misses, dep, active, role, count;
+};
+
+static void emit_checks(const struct checks *c, uint64_t ops) {
+    bench_emit("check_hits", (double)c->hits);
+    bench_emit("check_misses", (double)c->misses);
+    bench_emit("check_dep", (double)c->dep);
+    bench_emit("check_active", (double)c->active);
+    bench_emit("check_role", (double)c->role);
+    bench_emit("check_count", (double)c->count);
+    bench_emit("ops_lookup", (double)ops);
+}
+
+/* ---- the run ---- */
+
+static void *alloc_or_die(size_t size) {
+    void *p = malloc(size);
+    if (!p)
+        bench_die("out of memory");
+    return p;
+}
+
+static void run_lookups(struct ht_bench *b, struct checks *c) {
+    double t[ROUNDS];
+    uint64_t hits, sum;
+    for (int r = 0; r < ROUNDS; r++) {
+        t[r] = ht_round(b, b->hit, &hits, &sum);
+        if (hits != b->ops || sum != b->hit_sum)
+            bench_die("lookups returned wrong records");
+        c->hits = hits;
+    }
+    bench_emit("lookup_ns", bench_median(t, ROUNDS));
+    for (int r = 0; r < ROUNDS; r++)
+        t[r] = ht_dep_round(b);
+    bench_emit("lookup_dep_ns", bench_median(t, ROUNDS));
+    c->dep = ht_follow(b, DEP_CHECK_LOOKUPS);
+    for (int r = 0; r < ROUNDS; r++) {
+        t[r] = ht_round(b, b->miss, &hits, &sum);
+        c->misses = hits;
+    }
+    bench_emit("miss_ns", bench_median(t, ROUNDS));
+    bench_emit("lookup_1p_mops", ht_readers(b, 1));
+    bench_emit("lookup_2p_mops", ht_readers(b, 2));
+}
+
+static void run_scans(struct ht_bench *b, struct checks *c) {
+    b->fan_cap = (b->n + BENCH_WORKERS - 1) / BENCH_WORKERS;
+    b->fan = alloc_or_die(BENCH_WORKERS * b->fan_cap * sizeof *b->fan);
+    b->role_out = alloc_or_die(b->n * sizeof *b->role_out);
+    bench_emit("fanout_ms", scan_ms(ht_fanout, b, &c->active));
+    bench_emit("role_ms", scan_ms(ht_role, b, &c->role));
+    bench_emit("count_ms", scan_ms(ht_count, b, &c->count));
+    free(b->fan);
+    free(b->role_out);
+}
+
+static void run_writes(struct ht_bench *b) {
+    struct bench_writes *w = bench_writes_make(b->ops, b->n);
+    double t[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++)
+        t[r] = ht_flips(b, w);
+    bench_emit("flip_mps", bench_median(t, ROUNDS));
+    for (int r = 0; r < ROUNDS; r++)
+        t[r] = ht_churn(b, w);
+    if (ck_ht_count(&b->ht) != b->n)
+        bench_die("churn changed the member count");
+    bench_emit("churn_mps", bench_median(t, ROUNDS));
+    free(w->flip_uid);
+    free(w->flip_flags);
+    free(w->churn);
+    free(w);
+}
+
+int main(int argc, char **argv) {
+    struct ht_bench b = {.n = bench_args(argc, argv, "ck_ht")};
+    b.a = bench_lcg_a(b.n);
+    b.ops = bench_ops(LOOKUPS_DEFAULT);
+    if (b.ops == 0)
+        bench_die("BENCH_OPS must be positive");
+    struct checks c = {0};
+
+    double rss0 = bench_rss();
+    ht_create(&b);
+    bench_emit("load_mps", ht_load(&b));
+    double rss1 = bench_rss();
+    bench_emit("bytes_member", ht_bytes_member(&b));
+    bench_emit("rss_member", (rss1 - rss0) / (double)b.n);
+
+    ht_keys(&b);
+    run_lookups(&b, &c);
+    run_scans(&b, &c);
+    run_writes(&b);
+    emit_checks(&c, b.ops);
+
+    free(b.hit);
+    free(b.miss);
+    ck_ht_destroy(&b.ht);
+    free(b.rec);
+    return 0;
+}

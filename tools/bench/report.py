@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""report.py - turn the drivers' JSON lines into the benchmark table.
+
+Usage: report.py RAW.jsonl OUTDIR
+
+Prints, for each size, every measurement with guildtab's figure and each
+peer's figure and ratio (how many times guildtab is better: the peer's cost
+over guildtab's, or guildtab's rate over the peer's), then the goals of
+issue 4 with their verdicts. Checks that every driver saw the same data
+(check_* values) and exits 1 if one did not. Writes OUTDIR/bench.json and,
+with gnuplot, OUTDIR/bench.png (lookup and fanout cost against n).
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+PEERS = ["guildtab", "plain", "ck_ht", "lmdb", "ets", "redis", "floor"]
+# metric: (label, unit, lower is better)
+METRICS = {
+    "lookup_ns": ("lookup, independent", "ns", True),
+    "lookup_many_ns": ("lookup, batches of 64", "ns", True),
+    "lookup_dep_ns": ("lookup, dependent", "ns", True),
+    "miss_ns": ("lookup of absent key", "ns", True),
+    "lookup_1p_mops": ("lookups, 1 process", "M/s", False),
+    "lookup_2p_mops": ("lookups, 2 processes", "M/s", False),
+    "fanout_ms": ("fanout by worker (10%)", "ms", True),
+    "role_ms": ("role select (12.5%)", "ms", True),
+    "count_ms": ("count online (scan)", "ms", True),
+    "load_mps": ("load", "M/s", False),
+    "flip_mps": ("presence flips", "M/s", False),
+    "flip_many_mps": ("presence flips, batch 64", "M/s", False),
+    "churn_mps": ("delete+insert", "M/s", False),
+    "bytes_member": ("memory, own count", "B/mbr", True),
+    "rss_member": ("memory, RSS", "B/mbr", True),
+}
+
+
+def lcg_a(n):
+    m, r, p = 1, n, 2
+    while p * p <= r:
+        if r % p == 0:
+            m *= p
+            while r % p == 0:
+                r //= p
+        p += 1
+    if r > 1:
+        m *= r
+    if n % 4 == 0 and m % 4 != 0:
+        m *= 2
+    a = int(n * 0.6180339887) // m * m + 1
+    return a % n or 1
+
+
+def expected(n):
+    a, i, act = lcg_a(n), 0, 0
+    for _ in range(10000):
+        act += i % 1000
+        i = (a * i + 1) % n
+    return {"check_misses": 0, "check_dep": act,
+            "check_active": (n + 9) // 10,
+            "check_role": n // 8 + (n % 8 > 3), "check_count": n}
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    if v >= 0.1:
+        return "%.2f" % v
+    return "%.3g" % v
+
+
+def ratio(metric, gt, peer):
+    if gt is None or peer is None or gt <= 0 or peer <= 0:
+        return None
+    return peer / gt if METRICS[metric][2] else gt / peer
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "memory_gib": round(mem / 2**30, 1),
+            "kernel": platform.release()}
+
+
+def goals(R):
+    """The goals of issue 4: (what, measured, target, met) for each."""
+    out = []
+
+    def get(n, peer, m):
+        return R.get(n, {}).get(peer, {}).get(m)
+
+    def goal(what, value, target, met):
+        out.append({"goal": what, "measured": value, "target": target,
+                    "met": bool(met) if met is not None else None})
+
+    n = 1000000
+    if n in R:
+        g = lambda m: get(n, "guildtab", m)
+        f = g("fanout_ms")
+        goal("1M: fanout by worker <= 0.5 ms", f, 0.5,
+             f is not None and f <= 0.5)
+        for peer, times in (("plain", 10), ("lmdb", 30), ("ets", 300)):
+            r = ratio("fanout_ms", f, get(n, peer, "fanout_ms"))
+            goal("1M: fanout >= %dx faster than %s" % (times, peer), r, times,
+                 None if r is None else r >= times)
+        lk, pl = g("lookup_ns"), get(n, "plain", "lookup_ns")
+        goal("1M: lookup within 1.25x of plain",
+             lk / pl if lk and pl else None, 1.25,
+             None if not (lk and pl) else lk / pl <= 1.25)
+        for peer in ("lmdb", "ets"):
+            r = ratio("lookup_ns", lk, get(n, peer, "lookup_ns"))
+            goal("1M: lookup >= 10x faster than %s" % peer, r, 10,
+                 None if r is None else r >= 10)
+        dep, miss = g("lookup_dep_ns"), get(n, "floor", "lookup_dep_ns")
+        goal("1M: dependent lookup within 1.5x of one DRAM miss",
+             dep / miss if dep and miss else None, 1.5,
+             None if not (dep and miss) else dep / miss <= 1.5)
+        s_gt = (g("lookup_2p_mops") or 0) / (g("lookup_1p_mops") or 1)
+        s_pl = ((get(n, "plain", "lookup_2p_mops") or 0) /
+                (get(n, "plain", "lookup_1p_mops") or 1))
+        goal("1M: 2-process scaling >= 0.9 x plain's (%.2f)" % s_pl,
+             s_gt, 0.9 * s_pl, s_pl > 0 and s_gt >= 0.9 * s_pl)
+        goal("1M: load >= 5 M members/s", g("load_mps"), 5,
+             (g("load_mps") or 0) >= 5)
+        goal("1M: presence flips >= 10 M/s", g("flip_mps"), 10,
+             (g("flip_mps") or 0) >= 10)
+        goal("1M: <= 100 B/member", g("bytes_member"), 100,
+             (g("bytes_member") or 1e9) <= 100)
+    big = 10000000
+    if big in R and "plain" in R[big]:
+        worst, worst_m = 0, None
+        for m in ("lookup_ns", "lookup_dep_ns", "miss_ns", "load_mps",
+                  "flip_mps", "churn_mps"):
+            gv, pv = get(big, "guildtab", m), get(big, "plain", m)
+            if gv and pv:
+                r = gv / pv if METRICS[m][2] else pv / gv
+                if r > worst:
+                    worst, worst_m = r, m
+        goal("10M: every per-op figure within 1.3x of plain (worst: %s)"
+             % worst_m, worst, 1.3, worst_m is not None and worst <= 1.3)
+        f1, f10 = get(n, "guildtab", "fanout_ms"), get(big, "guildtab",
+                                                       "fanout_ms")
+        if f1 and f10:
+            grow = f10 / f1 / 10
+            goal("fanout grows linearly: (10M/1M cost) / 10 <= 1.3",
+                 grow, 1.3, grow <= 1.3)
+    return out
+
+
+def main():
+    if len(sys.argv) != 3:
+        print("usage: report.py RAW.jsonl OUTDIR", file=sys.stderr)
+        return 2
+    R = {}
+    with open(sys.argv[1]) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            R.setdefault(d["n"], {}).setdefault(d["peer"], {})[d["metric"]] = d["value"]
+
+    ok = True
+    for n, peers in sorted(R.items()):
+        exp = expected(n)
+        for peer, v in peers.items():
+            want = dict(exp)
+            if "ops_lookup" in v:
+                want["check_hits"] = v["ops_lookup"]
+            for k, e in want.items():
+                if k in v and v[k] != e:
+                    print("CHECK FAILED: %s n=%d %s = %s, expected %s"
+                          % (peer, n, k, v[k], e), file=sys.stderr)
+                    ok = False
+
+    mach = machine()
+    print("guildtab benchmark: %s, %s cores, %s GiB, Linux %s"
+          % (mach["cpu"], mach["cores"], mach["memory_gib"], mach["kernel"]))
+    print("ratio (x): how many times guildtab is better; < 1: the peer is "
+          "better. floor = the memory itself, not an engine.")
+    for n, peers in sorted(R.items()):
+        cols = [p for p in PEERS if p in peers]
+        print("\n## n = %s members, 10%% active" % format(n, ","))
+        head = "%-24s %-6s" % ("measurement", "unit") + "".join(
+            "%12s" % c if c == "guildtab" else "%18s" % c for c in cols)
+        print(head)
+        print("-" * len(head))
+        for m, (label, unit, _) in METRICS.items():
+            if not any(m in peers[c] for c in cols):
+                continue
+            gt = peers.get("guildtab", {}).get(m)
+            row = "%-24s %-6s" % (label, unit)
+            for c in cols:
+                v = peers[c].get(m)
+                if c == "guildtab":
+                    row += "%12s" % fmt(v)
+                    continue
+                r = ratio(m, gt, v)
+                cell = fmt(v) + (" (%sx)" % fmt(r) if r is not None else "")
+                row += "%18s" % (cell if v is not None else "-")
+            print(row)
+        if "floor" in peers and "seq_gbps" in peers["floor"]:
+            print("floor: sequential read %.1f GB/s; count row = reading n "
+                  "x 64 B once" % peers["floor"]["seq_gbps"])
+
+    G = goals(R)
+    if G:
+        print("\n## goals (issue 4)")
+        for g in G:
+            verdict = {True: "met", False: "MISSED", None: "n/a"}[g["met"]]
+            print("%-66s %10s  target %-6s %s" % (
+                g["goal"], fmt(g["measured"]) if g["measured"] is not None
+                else "-", fmt(g["target"]), verdict))
+    if not ok:
+        print("\nSOME CHECKS FAILED: drivers disagree on the data (above)")
+
+    out = sys.argv[2]
+    with open(os.path.join(out, "bench.json"), "w") as f:
+        json.dump({"machine": mach, "checks_ok": ok, "goals": G,
+                   "results": {str(n): p for n, p in sorted(R.items())}},
+                  f, indent=1, sort_keys=True)
+    plot(R, out)
+    print("\nwrote %s/bench.json%s" % (out, " and bench.png"
+          if os.path.exists(os.path.join(out, "bench.png")) else ""))
+    return 0 if ok else 1
+
+
+def plot(R, out):
+    sizes = sorted(R)
+    if len(sizes) < 2:
+        return
+    series = []  # (title, metric, peer)
+    for m in ("lookup_ns", "fanout_ms"):
+        for p in PEERS:
+            if sum(1 for n in sizes if R[n].get(p, {}).get(m)) >= 2:
+                series.append((m, p))
+    dat = os.path.join(out, "bench.dat")
+    with open(dat, "w") as f:
+        for m, p in series:
+            f.write("# %s %s\n" % (p, m))
+            for n in sizes:
+                v = R[n].get(p, {}).get(m)
+                if v:
+                    f.write("%d %g\n" % (n, v))
+            f.write("\n\n")
+    plots = {"lookup_ns": [], "fanout_ms": []}
+    for i, (m, p) in enumerate(series):
+        plots[m].append("'%s' index %d with linespoints lw 2 title '%s'"
+                        % (dat, i, p))
+    script = """
+set terminal pngcairo size 1200,500 font ',10'
+set output '%s'
+set multiplot layout 1,2 title 'guildtab vs peers: cost against guild size (one guild, 10%% active)'
+set logscale xy
+set grid
+set key left top
+set xlabel 'members'
+set ylabel 'ns per lookup (independent)'
+set title 'point lookup'
+plot %s
+set ylabel 'ms per fanout (active members by worker)'
+set title 'fanout'
+plot %s
+unset multiplot
+""" % (os.path.join(out, "bench.png"), ", ".join(plots["lookup_ns"]),
+       ", ".join(plots["fanout_ms"]))
+    try:
+        subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("report: gnuplot failed: %s" % e, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -179,11 +179,24 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
             while (occ) {
                 const struct gt_aent *x = &ch->e[__builtin_ctzll(occ)];
                 occ &= occ - 1;
+                uint32_t a32 = LOAD(&x->act32, relaxed);
+                uint32_t worker = LOAD(&x->worker, relaxed);
+                uint32_t flags = LOAD(&x->flags, relaxed);
+                /* Without records to read, filter here, in the one pass
+                 * (what a torn read let through is dropped with it when
+                 * the seq check fails). An entry activated after the scan
+                 * began is skipped. */
+                if (!record &&
+                    ((int32_t)(a32 - (uint32_t)act_seq) > 0 ||
+                     !gt_filt_flags(&sc->filt, flags, worker)))
+                    continue;
+                hit[n].m = NULL;
+                hit[n].payload = NULL;
                 hit[n].user_id = LOAD(&x->user_id, relaxed);
                 hit[n].session_id = LOAD(&x->session_id, relaxed);
-                hit[n].worker = LOAD(&x->worker, relaxed);
-                hit[n].flags = LOAD(&x->flags, relaxed);
-                act32[n] = LOAD(&x->act32, relaxed);
+                hit[n].worker = worker;
+                hit[n].flags = flags;
+                act32[n] = a32;
                 slot[n] = LOAD(&x->slot, relaxed);
                 n++;
             }
@@ -193,12 +206,11 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                 break;
         }
         uint32_t k = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if ((int32_t)(act32[i] - (uint32_t)act_seq) > 0)
-                continue; /* activated after the scan began */
-            if (!gt_filt_flags(&sc->filt, hit[i].flags, hit[i].worker))
-                continue;
-            if (record) {
+        if (record) {
+            for (uint32_t i = 0; i < n; i++) {
+                if ((int32_t)(act32[i] - (uint32_t)act_seq) > 0 ||
+                    !gt_filt_flags(&sc->filt, hit[i].flags, hit[i].worker))
+                    continue;
                 if (slot[i] >= v->cap)
                     return GT_ECORRUPT;
                 /* visit_record applies the filter and partition again on
@@ -206,15 +218,14 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                 int r = visit_record(t, v, slot[i], sc, pbuf, hit[i].user_id);
                 if (r)
                     return r;
-                continue;
             }
-            if (sc->nparts > 1 &&
-                gt_partition(gt_hash(t, hit[i].user_id), sc->nparts) != sc->part)
-                continue;
-            hit[k] = hit[i];
-            hit[k].m = NULL;
-            hit[k].payload = NULL;
-            k++;
+        } else if (sc->nparts > 1) {
+            for (uint32_t i = 0; i < n; i++)
+                if (gt_partition(gt_hash(t, hit[i].user_id), sc->nparts) ==
+                    sc->part)
+                    hit[k++] = hit[i];
+        } else {
+            k = n;
         }
         if (k) {
             if (!gt_pin_held(t, sc->slot))

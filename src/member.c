@@ -29,6 +29,39 @@ static void wview(struct gt_wr *w, struct gt_view *v) {
     v->act = ao ? gt_at(w->t, ao) : NULL;
 }
 
+/* The batch calls fetch the memory of the member MANY_AHEAD places ahead of
+ * the one they work on: enough fetches in flight to cover a miss's
+ * latency, few enough that the lines stay in L1 until used. */
+#define MANY_AHEAD 8u
+/* Lookups whose view is re-checked together in gt_lookup_many. */
+#define MANY_WINDOW 16u
+
+/* Start fetching what a probe of hash h will read first: the control group
+ * and both lines of the home record. A hint only: no access is made. */
+static inline void fetch_home(gt_table *t, const struct gt_store *st,
+                              uint64_t cap, uint64_t h) {
+    uint64_t pos = gt_fastrange(h, cap);
+    const uint8_t *rec = (const uint8_t *)gt_rec_at(t, st, cap, pos);
+    __builtin_prefetch(gt_ctrl(st) + (pos & ~7ull));
+    __builtin_prefetch(rec);
+    __builtin_prefetch(rec + t->stride - 1);
+}
+/* Writes per hold of the guild's lock in the batch calls: other writers of
+ * the guild wait at most this many. */
+#define MANY_HOLD 256u
+
+/* Before a write takes its locks, start fetching the member's control
+ * group and home record from the guild's current view, so that the misses
+ * overlap the locking. A hint only: the view is read again under the lock. */
+static void fetch_ahead(gt_table *t, uint64_t gid, uint64_t h) {
+    struct gt_guild *g = gt_guild_lookup(t, gid);
+    if (!g)
+        return;
+    uint64_t so = LOAD(&g->store_off, relaxed), cap = LOAD(&g->cap, relaxed);
+    if (so && gt_store_ok(&t->seg->g, so, cap, t->stride))
+        fetch_home(t, gt_at(t, so), cap, h);
+}
+
 static int log_counters(struct gt_wr *w) {
     return gt__log_bytes(w->t, w->log, &w->g->members, GT_LINE, -1);
 }
@@ -104,10 +137,11 @@ static int check_flags(uint32_t f) {
     return (f & GT_FLAGS_LIBRARY & ~(GT_ONLINE | GT_ACTIVE)) ? GT_EINVAL : 0;
 }
 
+/* reserved: the table's member count was reserved for it already. */
 static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
-                   const gt_member *m, const void *payload) {
+                   const gt_member *m, const void *payload, bool reserved) {
     struct gt_guild *g = w->g;
-    int r = gt__count_reserve(w, 1);
+    int r = reserved ? 0 : gt__count_reserve(w, 1);
     if (r)
         return r;
     /* Taking a tombstone adds no load; only a fresh slot may need room. */
@@ -174,15 +208,16 @@ static int put(gt_table *t, uint64_t gid, const gt_member *m,
         return r;
     struct gt_wr w;
     bool created;
+    uint64_t h = gt_hash(t, m->user_id);
+    fetch_ahead(t, gid, h);
     if ((r = gt__guild_write(t, gid, true, &w, &created)))
         return r;
     struct gt_view v;
     wview(&w, &v);
-    uint64_t h = gt_hash(t, m->user_id);
     uint64_t slot = v.st ? gt__store_find(t, v.st, v.cap, m->user_id, h)
                          : GT_NOT_FOUND;
     if (slot == GT_NOT_FOUND)
-        r = put_new(&w, &v, h, m, payload);
+        r = put_new(&w, &v, h, m, payload, false);
     else if (excl)
         r = GT_EEXIST;
     else
@@ -210,6 +245,138 @@ GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
     return put(t, guild_id, m, payload, true);
 }
 
+/* Inserts in one part of gt_insert_many: bounded by the log, which holds
+ * each one's record and control byte. */
+static size_t part_max(const gt_table *t) {
+    const struct gt_log *l = &gt_slot_at(t, 0)->log;
+    size_t by_data = (l->data_cap - 4 * GT_LINE) / (t->seg->g.stride + 16);
+    size_t by_ents = (l->ent_cap - 8) / 2;
+    size_t k = by_data < by_ents ? by_data : by_ents;
+    return k < 1 ? 1 : k > 16 ? 16 : k;
+}
+
+/* One hold of the guild's lock in gt_insert_many: members [at, end).
+ * Returns the members that were new, or a negative error; *done: the first
+ * insert not applied. */
+static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
+                       const uint8_t *pay, size_t at, size_t end,
+                       size_t *done) {
+    struct gt_wr w;
+    struct gt_view v;
+    bool created;
+    *done = at;
+    int r = gt__guild_write(t, gid, true, &w, &created);
+    if (r)
+        return r;
+    wview(&w, &v);
+    struct gt_guild *g = w.g;
+    uint32_t ps = t->seg->g.payload_size;
+    size_t pmax = part_max(t);
+    int added = 0;
+    /* Room for every insert of the hold first, in a part of its own: then
+     * no insert of a part has to grow the storage. */
+    uint64_t grow = LOAD(&g->members, relaxed) + (end - at);
+    if (!v.st || gt__store_full(grow, LOAD(&g->tombs, relaxed), v.cap)) {
+        if ((r = gt__store_rebuild(&w, grow)))
+            goto fail;
+        if ((r = gt__wr_checkpoint(&w)))
+            return r; /* the lock is gone */
+        wview(&w, &v);
+    }
+    size_t pre = at; /* the next member to fetch ahead */
+    for (; pre < end && pre < at + MANY_AHEAD; pre++)
+        fetch_home(t, v.st, v.cap, gt_hash(t, m[pre].user_id));
+    while (at < end) {
+        /* Form a part: find each member, stop before a repeat of a new one
+         * (it would be taken for new twice) and put a change to the fanout
+         * set (unbounded log use) in a part of its own. */
+        uint64_t h[16], slot[16];
+        size_t k = 0;
+        int32_t fresh = 0;
+        while (at + k < end && k < pmax) {
+            size_t i = at + k;
+            uint64_t hi = gt_hash(t, m[i].user_id);
+            uint64_t si = gt__store_find(t, v.st, v.cap, m[i].user_id, hi);
+            bool act = m[i].flags & GT_ACTIVE;
+            if (si != GT_NOT_FOUND)
+                act |= LOAD(&gt_rec_at(t, v.st, v.cap, si)->meta, relaxed) &
+                       ~GT_REC_LIVE;
+            bool repeat = false;
+            for (size_t j = 0; j < k && si == GT_NOT_FOUND; j++)
+                repeat |= slot[j] == GT_NOT_FOUND &&
+                          m[at + j].user_id == m[i].user_id;
+            if (k && (repeat || act))
+                break;
+            h[k] = hi;
+            slot[k] = si;
+            fresh += si == GT_NOT_FOUND;
+            if (pre < end && pre < i + 1 + MANY_AHEAD)
+                fetch_home(t, v.st, v.cap, gt_hash(t, m[pre++].user_id));
+            k++;
+            if (act)
+                break;
+        }
+        if (fresh && (r = gt__count_reserve(&w, fresh))) {
+            if (r != GT_EFULL || k == 1)
+                goto fail;
+            pmax = 1; /* near max_members: one at a time, so that the
+                         batch stops exactly where the table is full */
+            continue;
+        }
+        for (size_t j = 0; j < k; j++) {
+            const void *p = pay ? pay + (at + j) * ps : NULL;
+            r = slot[j] == GT_NOT_FOUND
+                    ? put_new(&w, &v, h[j], &m[at + j], p, true)
+                    : put_replace(&w, &v, slot[j], &m[at + j], p);
+            if (r)
+                goto fail;
+        }
+        gt_stat_add(t, w.slot, GT_ST_INSERTS, k);
+        if ((r = gt__wr_checkpoint(&w))) {
+            *done = at + k; /* the part stands; the lock is gone */
+            return r;
+        }
+        added += fresh;
+        at += k;
+        *done = at;
+        wview(&w, &v); /* a fanout-set change may have made a new one */
+    }
+    gt__wr_commit(&w);
+    return added;
+fail: /* the open part is undone; earlier parts stand */
+    gt__wr_rollback(&w);
+    /* A failed write changes nothing: that includes the guild it made. */
+    if (created && LOAD(&g->members, relaxed) == 0 &&
+        gt__guild_drop(&w) != 0)
+        gt__wr_rollback(&w);
+    gt__wr_commit(&w);
+    return r;
+}
+
+GT_API int gt_insert_many(gt_table *t, uint64_t guild_id, const gt_member *m,
+                          const void *payloads, size_t n, size_t *done) {
+    size_t ok = 0;
+    int r = 0, added = 0;
+    if (!t || (n && !m) || n > INT_MAX) {
+        r = GT_EINVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((r = check_flags(m[i].flags)))
+            goto out;
+    for (size_t at = 0; at < n; at = ok) {
+        size_t end = n - at < MANY_HOLD ? n : at + MANY_HOLD;
+        if ((r = insert_hold(t, guild_id, m, payloads, at, end, &ok)) < 0)
+            goto out;
+        added += r;
+        r = 0;
+    }
+out:
+    if (done)
+        *done = ok;
+    return r ? r : added;
+}
+
 /* ---- updates ----------------------------------------------------------------- */
 
 /* Lock the guild and find the member; on success the caller must commit or
@@ -218,12 +385,13 @@ static int locate(gt_table *t, uint64_t gid, uint64_t uid, struct gt_wr *w,
                   struct gt_view *v, uint64_t *slot) {
     if (!t)
         return GT_EINVAL;
+    uint64_t h = gt_hash(t, uid);
+    fetch_ahead(t, gid, h);
     int r = gt__guild_write(t, gid, false, w, NULL);
     if (r)
         return r;
     wview(w, v);
-    *slot = v->st ? gt__store_find(t, v->st, v->cap, uid, gt_hash(t, uid))
-                  : GT_NOT_FOUND;
+    *slot = v->st ? gt__store_find(t, v->st, v->cap, uid, h) : GT_NOT_FOUND;
     if (*slot == GT_NOT_FOUND) {
         gt__wr_commit(w);
         return GT_ENOENT;
@@ -298,13 +466,7 @@ GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
     return update(t, guild_id, user_id, UPD_FLAGS, &a, old_flags);
 }
 
-/* Members per window of the batch calls: enough fetches in flight to cover
- * a miss's latency, few enough that the window's lines stay in L1. */
-#define MANY_WINDOW 16u
 
-/* Updates per hold of the guild's lock in gt_update_flags_many: other
- * writers of the guild wait at most this many updates. */
-#define MANY_HOLD 256u
 
 /* Whether the log has room for one more update that leaves GT_ACTIVE alone:
  * its record, maybe its fanout entry, and the counters line. */
@@ -391,48 +553,43 @@ GT_API int gt_update_flags_many(gt_table *t, uint64_t guild_id,
         wview(&w, &v);
         uint32_t part = 0;
         part_from = at;
-        while (at < end) {
-            size_t win = end - at < MANY_WINDOW ? end - at : MANY_WINDOW;
-            uint64_t h[MANY_WINDOW];
-            /* fetch the window's control groups and home records first,
-             * so that their misses overlap */
-            for (size_t j = 0; j < win; j++) {
-                h[j] = gt_hash(t, u[at + j].user_id);
-                if (v.st) {
-                    uint64_t pos = gt_fastrange(h[j], v.cap);
-                    __builtin_prefetch(gt_ctrl(v.st) + (pos & ~7ull));
-                    __builtin_prefetch(gt_rec_at(t, v.st, v.cap, pos), 1);
-                }
+        size_t pre = at; /* the next update to fetch ahead */
+        for (; pre < end && pre < at + MANY_AHEAD; pre++)
+            if (v.st)
+                fetch_home(t, v.st, v.cap, gt_hash(t, u[pre].user_id));
+        for (; at < end; at++) {
+            if (pre < end) {
+                if (v.st)
+                    fetch_home(t, v.st, v.cap, gt_hash(t, u[pre].user_id));
+                pre++;
             }
-            for (size_t j = 0; j < win; j++, at++) {
-                struct many_op op;
-                int f = many_find(t, &v, h[j], &u[at], &op);
-                part += f == 0; /* counted as gt_update_flags counts it */
-                if (f <= 0)
-                    continue;
-                /* A change of GT_ACTIVE moves the fanout set, whose log use
-                 * has no small bound: it is a part of its own. */
-                bool alone = (op.oldf ^ op.newf) & GT_ACTIVE;
-                if ((alone || !log_room(&w)) && LOAD(&w.log->n, relaxed)) {
-                    if ((r = many_checkpoint(&w, &part))) {
-                        part_from = at;
-                        goto out;
-                    }
+            struct many_op op;
+            int f = many_find(t, &v, gt_hash(t, u[at].user_id), &u[at], &op);
+            part += f == 0; /* counted as gt_update_flags counts it */
+            if (f <= 0)
+                continue;
+            /* A change of GT_ACTIVE moves the fanout set, whose log use has
+             * no small bound: it is a part of its own. */
+            bool alone = (op.oldf ^ op.newf) & GT_ACTIVE;
+            if ((alone || !log_room(&w)) && LOAD(&w.log->n, relaxed)) {
+                if ((r = many_checkpoint(&w, &part))) {
                     part_from = at;
-                }
-                if ((r = many_apply(&w, &v, &op)) < 0) {
-                    gt__wr_abort(&w);
                     goto out;
                 }
-                changed++;
-                part++;
-                if (alone || r) {
-                    r = many_checkpoint(&w, &part);
-                    part_from = at + 1;
-                    if (r)
-                        goto out;
-                    wview(&w, &v);
-                }
+                part_from = at;
+            }
+            if ((r = many_apply(&w, &v, &op)) < 0) {
+                gt__wr_abort(&w);
+                goto out;
+            }
+            changed++;
+            part++;
+            if (alone || r) {
+                r = many_checkpoint(&w, &part);
+                part_from = at + 1;
+                if (r)
+                    goto out;
+                wview(&w, &v);
             }
         }
         gt_stat_add(t, w.slot, GT_ST_UPDATES, part);
@@ -698,40 +855,37 @@ GT_API int gt_lookup_many(gt_table *t, uint64_t guild_id,
     uint32_t ps = t->seg->g.payload_size;
     struct gt_wait wt = GT_WAIT_INIT;
     int hits = 0;
-    for (size_t at = 0; at < n;) {
-        size_t w = n - at < MANY_WINDOW ? n - at : MANY_WINDOW;
-        uint64_t h[MANY_WINDOW];
+    for (size_t at = 0; at < n;) { /* at: the first lookup not validated */
         uint32_t vs;
         const struct gt_store *st;
         uint64_t cap;
         int r = lookup_view(t, g, guild_id, &wt, &vs, &st, &cap);
         if (r <= 0)
             return r < 0 ? r : hits;
-        /* First start every member's fetches (its control group and home
-         * record), then probe: the misses of the window overlap. */
-        for (size_t j = 0; j < w; j++) {
-            h[j] = gt_hash(t, user_ids[at + j]);
-            uint64_t pos = gt_fastrange(h[j], cap);
-            __builtin_prefetch(gt_ctrl(st) + (pos & ~7ull));
-            __builtin_prefetch(gt_rec_at(t, st, cap, pos));
-        }
+        size_t pre = at; /* the next lookup to fetch ahead */
+        for (; pre < n && pre < at + MANY_AHEAD; pre++)
+            fetch_home(t, st, cap, gt_hash(t, user_ids[pre]));
         int got = 0;
-        for (size_t j = 0; j < w; j++) {
-            int f = probe(t, g, st, cap, h[j], user_ids[at + j],
-                          out ? &out[at + j] : NULL,
-                          payloads ? (uint8_t *)payloads + (at + j) * ps
-                                   : NULL);
+        for (size_t i = at; i < n;) {
+            if (pre < n)
+                fetch_home(t, st, cap, gt_hash(t, user_ids[pre++]));
+            int f = probe(t, g, st, cap, gt_hash(t, user_ids[i]), user_ids[i],
+                          out ? &out[i] : NULL,
+                          payloads ? (uint8_t *)payloads + i * ps : NULL);
             if (f < 0)
                 return f;
-            found[at + j] = (uint8_t)f;
+            found[i] = (uint8_t)f;
             got += f;
-        }
-        r = lookup_recheck(t, g, &wt, vs);
-        if (r < 0)
-            return r;
-        if (r) { /* else the view changed: this window again */
+            i++;
+            if (i - at < MANY_WINDOW && i < n)
+                continue;
+            if ((r = lookup_recheck(t, g, &wt, vs)) < 0)
+                return r;
+            if (!r)
+                break; /* the view changed: from `at` again, in a new one */
             hits += got;
-            at += w;
+            got = 0;
+            at = i;
         }
     }
     return hits;

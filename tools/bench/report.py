@@ -29,6 +29,7 @@ METRICS = {
     "role_ms": ("role select (12.5%)", "ms", True),
     "count_ms": ("count online (scan)", "ms", True),
     "load_mps": ("load", "M/s", False),
+    "load_many_mps": ("load, batches of 256", "M/s", False),
     "flip_mps": ("presence flips", "M/s", False),
     "flip_many_mps": ("presence flips, batch 64", "M/s", False),
     "churn_mps": ("delete+insert", "M/s", False),
@@ -122,6 +123,10 @@ def goals(R):
         goal("1M: lookup within 1.25x of plain",
              lk / pl if lk and pl else None, 1.25,
              None if not (lk and pl) else lk / pl <= 1.25)
+        lm = g("lookup_many_ns")
+        goal("1M: lookup, gt_lookup_many, within 1.25x of plain",
+             lm / pl if lm and pl else None, 1.25,
+             None if not (lm and pl) else lm / pl <= 1.25)
         for peer in ("lmdb", "ets"):
             r = ratio("lookup_ns", lk, get(n, peer, "lookup_ns"))
             goal("1M: lookup >= 10x faster than %s" % peer, r, 10,
@@ -135,10 +140,13 @@ def goals(R):
                 (get(n, "plain", "lookup_1p_mops") or 1))
         goal("1M: 2-process scaling >= 0.9 x plain's (%.2f)" % s_pl,
              s_gt, 0.9 * s_pl, s_pl > 0 and s_gt >= 0.9 * s_pl)
-        goal("1M: load >= 5 M members/s", g("load_mps"), 5,
-             (g("load_mps") or 0) >= 5)
-        goal("1M: presence flips >= 10 M/s", g("flip_mps"), 10,
-             (g("flip_mps") or 0) >= 10)
+        for m, what, target in (("load_mps", "load", 5),
+                                ("load_many_mps", "load, gt_insert_many", 5),
+                                ("flip_mps", "presence flips", 10),
+                                ("flip_many_mps",
+                                 "presence flips, gt_update_flags_many", 10)):
+            goal("1M: %s >= %d M/s" % (what, target), g(m), target,
+                 (g(m) or 0) >= target)
         goal("1M: <= 100 B/member", g("bytes_member"), 100,
              (g("bytes_member") or 1e9) <= 100)
     big = 10000000

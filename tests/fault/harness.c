@@ -24,6 +24,7 @@ struct shared {
 };
 static struct shared *sh;
 static uint64_t acknowledged;
+static uint64_t batch_deaths, batch_partial; /* batches cut short by deaths */
 
 uint64_t fh_acknowledged(void) {
     return acknowledged;
@@ -67,29 +68,35 @@ static void random_flags(struct fh_entry *e, uint64_t *rng) {
     e->clear = (uint32_t)tc_rand(rng) & (GT_ONLINE | GT_ACTIVE | 0x00300000u);
 }
 
-/* Log a batch of flag updates to one guild as entries n.., run it with
- * gt_update_flags_many, acknowledge it. False: the log is full. */
-static bool many(gt_table *t, uint64_t *rng, uint64_t n) {
+/* Log a batch of flag updates or of inserts to one guild as entries n..,
+ * run it with gt_update_flags_many or gt_insert_many, acknowledge it.
+ * False: the log is full. */
+static bool many(gt_table *t, uint64_t *rng, uint64_t n, uint8_t op) {
     uint32_t k = 2 + (uint32_t)(tc_rand(rng) % (FH_MANY_MAX - 1));
     if (n + k > LOG_MAX)
         return false;
     uint16_t g = (uint16_t)(tc_rand(rng) % FH_GUILDS);
     gt_flag_update u[FH_MANY_MAX];
+    gt_member m[FH_MANY_MAX];
     for (uint32_t i = 0; i < k; i++) {
         struct fh_entry *e = &sh->e[n + i];
         memset(e, 0, sizeof *e);
-        e->op = FH_FLAGS;
+        e->op = op;
         e->many = 1;
         e->g = g;
         e->u = (uint32_t)(tc_rand(rng) % FH_USERS);
         random_flags(e, rng);
         u[i] = (gt_flag_update){.user_id = e->u, .set = e->set,
                                 .clear = e->clear};
+        e->m = tc_member(e->u, tc_rand(rng));
+        e->m.flags |= tc_rand(rng) % 3 == 0 ? GT_ACTIVE : 0;
+        m[i] = e->m;
     }
     atomic_store(&sh->n, n + k); /* intent */
-    int rc = gt_update_flags_many(t, fh_gid(g), u, k, NULL);
+    int rc = op == FH_PUT ? gt_insert_many(t, fh_gid(g), m, NULL, k, NULL)
+                          : gt_update_flags_many(t, fh_gid(g), u, k, NULL);
     if (rc < 0 && rc != GT_ENOENT) {
-        sh->err = rc, sh->err_op = FH_FLAGS;
+        sh->err = rc, sh->err_op = op;
         return false;
     }
     for (uint32_t i = 0; i < k; i++)
@@ -113,8 +120,8 @@ static int writer(void *arg) {
         e->g = (uint16_t)(tc_rand(&rng) % FH_GUILDS);
         e->u = (uint32_t)(tc_rand(&rng) % FH_USERS);
         uint64_t r = tc_rand(&rng) % 1000;
-        if (r >= 880 && r < 920) { /* a batch of flag updates */
-            if (!many(t, &rng, n))
+        if (r >= 880 && r < 930) { /* a batch of flag updates or inserts */
+            if (!many(t, &rng, n, r < 905 ? FH_FLAGS : FH_PUT))
                 return 0;
             continue;
         }
@@ -187,6 +194,7 @@ static bool guild_is(gt_table *t, const struct fh_model *m, unsigned g) {
 
 void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight,
                int k) {
+    batch_deaths += k > 1;
     if (k > 0) { /* which prefix happened: the longest the table shows */
         struct fh_model *after = malloc(sizeof *after);
         for (int p = k; p > 0; p--) {
@@ -195,6 +203,7 @@ void fh_verify(gt_table *t, struct fh_model *md, const struct fh_entry *inflight
                 apply(after, &inflight[i]);
             if (guild_is(t, after, inflight[0].g)) {
                 memcpy(md, after, sizeof *md);
+                batch_partial += k > 1 && p < k;
                 break;
             }
         }
@@ -266,6 +275,8 @@ gt_table *fh_setup(const char *prefix) {
 }
 
 void fh_teardown(gt_table *t) {
+    cr_log_info("%lu deaths with a batch in flight; %lu of them kept part of it",
+                (unsigned long)batch_deaths, (unsigned long)batch_partial);
     tc_drop(t, sh->name);
 }
 

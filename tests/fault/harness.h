@@ -14,9 +14,9 @@
 #define FH_USERS 6000u
 
 enum { FH_PUT, FH_DEL, FH_FLAGS, FH_SESSION, FH_GDEL };
-/* Most entries of one gt_update_flags_many batch: its updates are logged as
- * FH_FLAGS entries with `many` set, and after a crash a prefix of them may
- * have happened. */
+/* Most entries of one gt_update_flags_many or gt_insert_many batch: its
+ * writes are logged as FH_FLAGS or FH_PUT entries with `many` set, and after
+ * a crash a prefix of them may have happened. */
 #define FH_MANY_MAX 40
 
 struct fh_entry {

@@ -1,4 +1,5 @@
-/* test_batch.c - the batch calls, gt_lookup_many and gt_update_flags_many:
+/* test_batch.c - the batch calls, gt_lookup_many, gt_update_flags_many and
+ * gt_insert_many:
  * each must give exactly what the same single calls give, and every error
  * it documents. */
 #include <criterion/criterion.h>
@@ -202,4 +203,140 @@ Test(batch, update_flags_many_errors) {
     cr_assert_eq(done, 2);
     cr_assert_eq(gt_lookup(t, 1, 1, &m, NULL), 0);
     cr_assert_neq(m.flags & GT_ACTIVE, 0);
+}
+
+/* Guilds 1 and 2 start alike; the same inserts go to guild 1 one call each
+ * and to guild 2 in one batch: new members, replacements (into and out of
+ * the fanout set), repeats within the batch, payloads. */
+Test(batch, insert_many_equals_inserts) {
+    for (uint64_t u = 1; u <= 500; u++) { /* some exist already */
+        gt_member m = tc_member(u, 1);
+        m.flags = GT_ONLINE | (u % 2 ? GT_ACTIVE : 0);
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+        cr_assert_eq(gt_insert(t, 2, &m, NULL), 0);
+    }
+    enum { N = 2500 };
+    gt_member *ms = calloc(N, sizeof *ms);
+    uint8_t *pay = calloc(N, PAY);
+    uint64_t rng = 11;
+    int want_new = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t u = 1 + tc_rand(&rng) % 2000;
+        ms[i] = tc_member(u, 1 + tc_rand(&rng) % 3);
+        ms[i].flags = GT_ONLINE | (tc_rand(&rng) % 4 == 0 ? GT_ACTIVE : 0);
+        pay_fill(pay + (size_t)i * PAY, u + (uint64_t)i);
+        bool had = gt_contains(t, 1, u) == 1;
+        cr_assert_eq(gt_insert(t, 1, &ms[i], pay + (size_t)i * PAY), 0);
+        want_new += !had;
+    }
+    size_t done = 0;
+    cr_assert_eq(gt_insert_many(t, 2, ms, pay, N, &done), want_new);
+    cr_assert_eq(done, N);
+    for (uint64_t u = 1; u <= 2000; u++) {
+        gt_member a, b;
+        uint8_t pa[PAY], pb[PAY];
+        int ra = gt_lookup(t, 1, u, &a, pa), rb = gt_lookup(t, 2, u, &b, pb);
+        cr_assert_eq(ra, rb, "user %llu", (unsigned long long)u);
+        if (ra == 0) {
+            cr_assert_arr_eq(&a, &b, sizeof a, "user %llu", (unsigned long long)u);
+            cr_assert_arr_eq(pa, pb, PAY);
+        }
+    }
+    gt_guild_stat s1, s2;
+    cr_assert_eq(gt_guild_info(t, 1, &s1), 0);
+    cr_assert_eq(gt_guild_info(t, 2, &s2), 0);
+    cr_assert_eq(s1.members, s2.members);
+    cr_assert_eq(s1.online, s2.online);
+    cr_assert_eq(s1.active, s2.active);
+    struct fan f1 = {0}, f2 = {0};
+    gt_filter act = {.flags_set = GT_ACTIVE};
+    cr_assert_eq(gt_fanout(t, 1, &act, 0, 1, fan_take, &f1), 0);
+    cr_assert_eq(gt_fanout(t, 2, &act, 0, 1, fan_take, &f2), 0);
+    cr_assert_eq(f2.n, f1.n);
+    cr_assert_eq(f2.sum, f1.sum, "the same fanout sets");
+    gt_table_stat ts;
+    cr_assert_eq(gt_info(t, &ts), 0);
+    cr_assert_eq(ts.members, s1.members + s2.members);
+    gt_stats st;
+    cr_assert_eq(gt_stats_read(t, &st), 0);
+    cr_assert_eq(st.inserts, 2 * (500 + (uint64_t)N), "counted as the calls");
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0);
+    free(ms);
+    free(pay);
+}
+
+/* Into a new guild, no reserve: the storage grows hold by hold. */
+Test(batch, insert_many_grows_a_new_guild) {
+    enum { N = 5000 };
+    gt_member *ms = calloc(N, sizeof *ms);
+    for (int i = 0; i < N; i++) {
+        ms[i] = tc_member((uint64_t)i + 1, 4);
+        ms[i].flags = GT_ONLINE | (i % 10 == 0 ? GT_ACTIVE : 0);
+    }
+    cr_assert_eq(gt_insert_many(t, 9, ms, NULL, N, NULL), N);
+    gt_guild_stat s;
+    cr_assert_eq(gt_guild_info(t, 9, &s), 0);
+    cr_assert_eq(s.members, N);
+    cr_assert_eq(s.active, N / 10);
+    for (int i = 0; i < N; i += 97) {
+        gt_member got;
+        cr_assert_eq(gt_lookup(t, 9, (uint64_t)i + 1, &got, NULL), 0);
+        cr_assert_arr_eq(&got, &ms[i], sizeof got);
+    }
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0);
+    free(ms);
+}
+
+Test(batch, insert_many_errors) {
+    gt_member ms[3] = {tc_member(1, 1), tc_member(2, 1), tc_member(3, 1)};
+    ms[2].flags |= 0x4u; /* a library bit */
+    size_t done = 99;
+    cr_assert_eq(gt_insert_many(t, 1, ms, NULL, 3, &done), GT_EINVAL);
+    cr_assert_eq(done, 0);
+    cr_assert_eq(gt_contains(t, 1, 1), 0, "nothing applied");
+    ms[2].flags &= ~0x4u;
+    cr_assert_eq(gt_insert_many(NULL, 1, ms, NULL, 3, &done), GT_EINVAL);
+    cr_assert_eq(gt_insert_many(t, 1, NULL, NULL, 3, &done), GT_EINVAL);
+    cr_assert_eq(gt_insert_many(t, 1, ms, NULL, (size_t)INT_MAX + 1, &done),
+                 GT_EINVAL);
+    cr_assert_eq(gt_insert_many(t, 1, NULL, NULL, 0, &done), 0);
+    cr_assert_eq(done, 0);
+    gt_table *ro;
+    gt_options o = {.flags = GT_RDONLY};
+    cr_assert_eq(gt_open(name, &o, &ro), 0);
+    cr_assert_eq(gt_insert_many(ro, 1, ms, NULL, 3, &done), GT_EROFS);
+    gt_close(ro);
+    cr_assert_eq(gt_insert_many(t, 1, ms, NULL, 3, NULL), 3);
+    cr_assert_eq(gt_insert_many(t, 1, ms, NULL, 3, NULL), 0, "all replaced");
+}
+
+/* max_members is exact: a batch stops where the table is full, with what
+ * fitted applied, and a new guild that got nobody is not left behind. */
+Test(batch, insert_many_stops_exactly_when_full) {
+    const char *fname = tc_name("batchfull");
+    gt_table *ft = tc_open(fname, 50, 8, 0);
+    for (uint64_t u = 1; u <= 45; u++) {
+        gt_member m = tc_member(u, 1);
+        cr_assert_eq(gt_insert(ft, 1, &m, NULL), 0);
+    }
+    gt_member ms[10];
+    for (int i = 0; i < 10; i++)
+        ms[i] = tc_member(100 + (uint64_t)i, 1);
+    size_t done = 0;
+    cr_assert_eq(gt_insert_many(ft, 1, ms, NULL, 10, &done), GT_EFULL);
+    cr_assert_eq(done, 5);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(gt_contains(ft, 1, 100 + (uint64_t)i), i < 5);
+    gt_table_stat ts;
+    cr_assert_eq(gt_info(ft, &ts), 0);
+    cr_assert_eq(ts.members, 50);
+    cr_assert_eq(gt_insert_many(ft, 7, ms + 5, NULL, 5, &done), GT_EFULL);
+    cr_assert_eq(done, 0);
+    gt_guild_stat gs;
+    cr_assert_eq(gt_guild_info(ft, 7, &gs), GT_ENOENT, "no empty guild left");
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(ft, &rep), 0);
+    tc_drop(ft, fname);
 }

@@ -192,7 +192,7 @@ GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
 /*
  * gt_insert_many - gt_insert for n members of one guild, in order (each
  * inserted, or replacing the member with its user_id). Faster than n calls
- * (README: "Numbers"): the guild is locked once per 256 members, the
+ * (README: "Figures"): the guild is locked once per 256 members, the
  * storage grown once for them, the members' memory fetched ahead, and up
  * to 16 members committed at a time (one at a time when a member enters or
  * leaves the fanout set). Each member is whole to readers; the batch is not
@@ -230,7 +230,7 @@ GT_API int gt_lookup(gt_table *t, uint64_t guild_id, uint64_t user_id,
  * gt_lookup_many - look up n members of one guild at once: what n calls of
  * gt_lookup would return, but the memory fetches of different members
  * overlap, so a batch costs a fraction of n calls once the guild is larger
- * than the caches (README: "Numbers"). Each member is read whole, as by
+ * than the caches (README: "Figures"). Each member is read whole, as by
  * gt_lookup; the batch is not one snapshot of the guild.
  * user_ids: the n ids (repeats allowed).
  * out: receives n records, out[i] for user_ids[i] when found[i] is 1 (left
@@ -280,7 +280,7 @@ typedef struct gt_flag_update {
 /*
  * gt_update_flags_many - gt_update_flags for n members of one guild, in
  * order: each member's new flags are (old & ~clear) | set. Absent members
- * are skipped. Faster than n calls (README: "Numbers"): the guild is locked
+ * are skipped. Faster than n calls (README: "Figures"): the guild is locked
  * once per 256 updates, the members' memory is fetched ahead, and updates
  * that leave GT_ACTIVE alone are committed some twenty at a time. Each
  * update is whole to readers; the batch is not one atomic write, but it

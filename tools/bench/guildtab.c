@@ -4,6 +4,10 @@
  * payload_size 0. Fanout is gt_fanout with the ACTIVE filter (it reads the
  * guild's packed fanout set), the role select and the count are gt_select
  * and gt_select_count (full scans: there is no role index; see scan_count).
+ * Besides the contract's metrics it measures the batch calls on the same
+ * work: load_many_mps (gt_insert_many), lookup_many_ns (gt_lookup_many),
+ * flip_many_mps (gt_update_flags_many). Members and keys are built before
+ * the clock starts; the timed loads include gt_guild_reserve.
  *
  * Usage: guildtab N   (prints JSON lines; see README.md)
  */

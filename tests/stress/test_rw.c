@@ -88,6 +88,50 @@ struct model {
     uint8_t pay[GUILDS][USERS / WRITERS + 1][PAY];
 };
 
+/* One batch of own users of guild gi, through gt_insert_many or
+ * gt_update_flags_many, checked against the model: false on a mismatch. */
+static bool batch(gt_table *t, struct model *md, int w, uint32_t gi,
+                  uint64_t *rng) {
+    uint32_t n = 2 + (uint32_t)(tc_rand(rng) % 40), k[42];
+    bool ins = tc_rand(rng) & 1;
+    gt_member ms[42];
+    uint8_t pays[42][PAY];
+    gt_flag_update fu[42];
+    int want = 0;
+    for (uint32_t i = 0; i < n; i++) { /* in order, repeats allowed */
+        k[i] = (uint32_t)(tc_rand(rng) % (USERS / WRITERS));
+        uint64_t u = (uint64_t)k[i] * WRITERS + (uint64_t)w + 1;
+        gt_member *mm = &md->m[gi][k[i]];
+        if (ins) {
+            make(&ms[i], pays[i], u, rng);
+            want += !md->present[gi][k[i]];
+            *mm = ms[i];
+            memcpy(md->pay[gi][k[i]], pays[i], PAY);
+            md->present[gi][k[i]] = true;
+        } else {
+            fu[i] = (gt_flag_update){
+                .user_id = u,
+                .set = (uint32_t)tc_rand(rng) & (GT_ONLINE | GT_ACTIVE | 0x00F00000u),
+                .clear = (uint32_t)tc_rand(rng) & (GT_ONLINE | GT_ACTIVE | 0x00F00000u)};
+            if (md->present[gi][k[i]]) {
+                uint32_t nf = (mm->flags & ~fu[i].clear) | fu[i].set;
+                want += nf != mm->flags;
+                mm->flags = nf;
+            }
+        }
+    }
+    size_t done = 0;
+    int r = ins ? gt_insert_many(t, GUILD0 + gi, ms, pays, n, &done)
+                : gt_update_flags_many(t, GUILD0 + gi, fu, n, &done);
+    /* the guild may not exist yet (nobody inserted into it) */
+    bool no_guild = !ins && r == GT_ENOENT && want == 0 && done == 0;
+    if (!no_guild && (r != want || done != n)) {
+        fail("writer: batch of %lu returned %lu (w%d)", n, (uint64_t)r, w);
+        return false;
+    }
+    return true;
+}
+
 static int writer(void *arg) {
     int w = (int)(intptr_t)arg;
     gt_table *t;
@@ -106,6 +150,12 @@ static int writer(void *arg) {
         gt_member *mm = &md->m[gi][k];
         uint8_t *pp = md->pay[gi][k];
         int op = (int)(tc_rand(&rng) % 100), r, want;
+        if (op < 3) { /* a batch of inserts or flag updates */
+            if (!batch(t, md, w, gi, &rng))
+                return 15;
+            ops++;
+            continue;
+        }
         if (op < (growing ? 45 : 15)) {
             make(mm, pp, u, &rng);
             r = gt_insert(t, g, mm, pp);
@@ -303,6 +353,26 @@ static int reader(void *arg) {
                 sh->busy[id]++;
             else if (r && r != GT_ENOENT)
                 sh->errors[id]++;
+            continue;
+        }
+        if (n % 64 == 1) { /* a batch lookup, every record whole */
+            uint64_t ids[64];
+            uint8_t found[64];
+            for (int i = 0; i < 64; i++)
+                ids[i] = 1 + tc_rand(&rng) % USERS;
+            int r = gt_lookup_many(t, g, ids, 64, out, pays, found);
+            sh->lookups[id] += 64;
+            if (r == GT_EBUSY) {
+                sh->busy[id]++;
+            } else if (r < 0) {
+                sh->errors[id]++;
+            } else {
+                for (int i = 0; i < 64; i++)
+                    if (found[i] && (out[i].user_id != ids[i] ||
+                                     !consistent(&out[i], pays + i * PAY)))
+                        sh->torn[id]++;
+                sh->found[id] += (uint64_t)r;
+            }
             continue;
         }
         uint64_t u = 1 + tc_rand(&rng) % USERS;

@@ -466,8 +466,6 @@ GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
     return update(t, guild_id, user_id, UPD_FLAGS, &a, old_flags);
 }
 
-
-
 /* Whether the log has room for one more update that leaves GT_ACTIVE alone:
  * its record, maybe its fanout entry, and the counters line. */
 static bool log_room(const struct gt_wr *w) {
@@ -524,8 +522,8 @@ static int many_apply(struct gt_wr *w, struct gt_view *v,
     return r ? r : 1;
 }
 
-/* Commit the open part, `part` updates to count, and keep the lock (released on an
- * error, the part committed all the same). */
+/* Commit the open part (`part`: the updates to count) and keep the lock;
+ * on an error the lock is released, the part committed all the same. */
 static int many_checkpoint(struct gt_wr *w, uint32_t *part) {
     gt_stat_add(w->t, w->slot, GT_ST_UPDATES, *part);
     *part = 0;

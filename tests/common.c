@@ -8,10 +8,15 @@
 static unsigned counter;
 
 const char *tc_name(const char *prefix) {
-    static __thread char buf[128];
-    snprintf(buf, sizeof buf, "test-%s-%d-%u", prefix, (int)getpid(),
+    /* a ring of buffers: a test may hold a few names at once (its suite's
+     * table and its own); one buffer made the second clobber the first,
+     * and the suite's table was left in /dev/shm */
+    static __thread char buf[8][128];
+    static __thread unsigned next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof buf[0], "test-%s-%d-%u", prefix, (int)getpid(),
              counter++);
-    return buf;
+    return b;
 }
 
 gt_table *tc_open(const char *name, uint64_t max_members, uint32_t max_guilds,

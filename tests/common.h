@@ -6,7 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A table name unique to this process and call. */
+/* A table name unique to this process and call (the string stays valid for
+ * the next 7 calls). */
 const char *tc_name(const char *prefix);
 /* Open a fresh table (created, EXCL) with the given sizes; asserts. */
 gt_table *tc_open(const char *name, uint64_t max_members, uint32_t max_guilds,

@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,24 @@ int gt__commit(gt_table *t, uint64_t off, uint64_t len) {
         p = q + 1;
     }
     return 0;
+}
+
+/* Map a large block's pages into this process in one call: its owner
+ * writes all of it next (a storage block is cleared whole), and one
+ * MADV_POPULATE_WRITE costs less than a page fault per page: 90 MB of
+ * fallocated tmpfs took 24 ms against 42 ms of faults (2-core EPYC VM).
+ * Advisory: kernels before 5.14 refuse it, and the faults then happen as
+ * before. The pages are committed first, so this never meets a hole. */
+#define PREFAULT_MIN (1u << PUNCH_MIN_ORDER)
+static void prefault(gt_table *t, uint64_t off, uint64_t len) {
+#ifdef MADV_POPULATE_WRITE
+    uint64_t start = off & ~(uint64_t)(GT_PAGE - 1);
+    if (len >= PREFAULT_MIN)
+        (void)madvise(gt_at(t, start), off + len - start,
+                      MADV_POPULATE_WRITE);
+#else
+    (void)t, (void)off, (void)len;
+#endif
 }
 
 static void uncommit(gt_table *t, uint64_t off, uint64_t len) {
@@ -317,7 +336,10 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
      * failure the caller aborts, and the rollback frees the block. */
     *off = s->g.heap_off + h;
     GT_HOOK("alloc");
-    return gt__commit(t, *off, bytes);
+    if ((r = gt__commit(t, *off, bytes)))
+        return r;
+    prefault(t, *off, bytes);
+    return 0;
 }
 
 /* A full heap may only be waiting for scans to finish with retired blocks:

@@ -124,68 +124,6 @@ uint64_t gt__store_free_slot(const struct gt_store *st, uint32_t cap,
     return GT_NOT_FOUND;
 }
 
-void gt__rec_unpack(const uint64_t w[8], gt_member *m) {
-    m->user_id = w[0];
-    m->session_id = w[1];
-    m->roles[0] = w[2];
-    m->roles[1] = w[3];
-    m->roles[2] = w[4];
-    m->roles[3] = w[5];
-    m->joined_at = (int64_t)w[6];
-    m->worker = (uint32_t)w[7];
-    m->flags = (uint32_t)(w[7] >> 32);
-}
-
-void gt__rec_pack(const gt_member *m, uint64_t w[8]) {
-    w[0] = m->user_id;
-    w[1] = m->session_id;
-    w[2] = m->roles[0];
-    w[3] = m->roles[1];
-    w[4] = m->roles[2];
-    w[5] = m->roles[3];
-    w[6] = (uint64_t)m->joined_at;
-    w[7] = (uint64_t)m->worker | ((uint64_t)m->flags << 32);
-}
-
-int gt__rec_read(gt_table *t, struct gt_guild *g, const struct gt_rec *r,
-                 uint32_t psize, gt_member *m, uint64_t *payload,
-                 uint32_t *meta) {
-    struct gt_wait wt = GT_WAIT_INIT;
-    uint32_t full = psize / 8, tail = psize % 8;
-    for (;;) {
-        uint32_t s1 = LOAD(&r->seq, acquire);
-        if (s1 & 1u) {
-            int e = gt__wait(t, g, &wt);
-            if (e)
-                return e;
-            continue;
-        }
-        uint64_t w[8] = {
-            LOAD(&r->w[0], relaxed), LOAD(&r->w[1], relaxed),
-            LOAD(&r->w[2], relaxed), LOAD(&r->w[3], relaxed),
-            LOAD(&r->w[4], relaxed), LOAD(&r->w[5], relaxed),
-            LOAD(&r->w[6], relaxed), LOAD(&r->w[7], relaxed),
-        };
-        uint32_t mt = LOAD(&r->meta, relaxed);
-        if (payload) {
-            for (uint32_t i = 0; i < full; i++)
-                payload[i] = LOAD(&r->payload[i], relaxed);
-            if (tail) {
-                uint64_t v = LOAD(&r->payload[full], relaxed);
-                memcpy(&payload[full], &v, tail);
-            }
-        }
-        /* pairs with the release fence of gt_seq_begin */
-        atomic_thread_fence(memory_order_acquire);
-        if (LOAD(&r->seq, relaxed) != s1)
-            continue;
-        if (m)
-            gt__rec_unpack(w, m);
-        *meta = mt;
-        return (mt & GT_REC_LIVE) ? 1 : 0;
-    }
-}
-
 /* A new, empty storage block for members, not yet published. */
 int gt__store_make(struct gt_wr *w, uint64_t members, uint64_t *off,
                    uint32_t *cap) {

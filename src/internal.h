@@ -615,13 +615,28 @@ uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
 uint64_t gt__store_free_slot(const struct gt_store *st, uint32_t cap,
                              uint64_t h) GT_INTERNAL;
 bool gt__store_full(uint64_t members, uint64_t tombs, uint32_t cap) GT_INTERNAL;
-/* Copy a record whole (seqlock). Returns 1 if it held user_id (or any member
- * when user_id is NULL), 0 if not, GT_EBUSY. */
-int gt__rec_read(gt_table *t, struct gt_guild *g, const struct gt_rec *r,
-                 uint32_t pwords, gt_member *m, uint64_t *payload,
-                 uint32_t *meta) GT_INTERNAL;
-void gt__rec_unpack(const uint64_t w[8], gt_member *m) GT_INTERNAL;
-void gt__rec_pack(const gt_member *m, uint64_t w[8]) GT_INTERNAL;
+/* A record's eight words <-> gt_member. */
+static inline void gt__rec_unpack(const uint64_t w[8], gt_member *m) {
+    m->user_id = w[0];
+    m->session_id = w[1];
+    m->roles[0] = w[2];
+    m->roles[1] = w[3];
+    m->roles[2] = w[4];
+    m->roles[3] = w[5];
+    m->joined_at = (int64_t)w[6];
+    m->worker = (uint32_t)w[7];
+    m->flags = (uint32_t)(w[7] >> 32);
+}
+static inline void gt__rec_pack(const gt_member *m, uint64_t w[8]) {
+    w[0] = m->user_id;
+    w[1] = m->session_id;
+    w[2] = m->roles[0];
+    w[3] = m->roles[1];
+    w[4] = m->roles[2];
+    w[5] = m->roles[3];
+    w[6] = (uint64_t)m->joined_at;
+    w[7] = (uint64_t)m->worker | ((uint64_t)m->flags << 32);
+}
 int gt__store_make(struct gt_wr *w, uint64_t members, uint64_t *off,
                    uint32_t *cap) GT_INTERNAL;
 int gt__store_rebuild(struct gt_wr *w, uint64_t members) GT_INTERNAL;

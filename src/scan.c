@@ -96,28 +96,70 @@ static uint64_t part_lo(uint32_t p, uint32_t n) {
     return (uint64_t)(x / n);
 }
 
+/* Copy a record whole under its seqlock: 1 (it holds a member: its words w,
+ * payload and *meta filled), 0 (no member), or the error of gt__wait
+ * (GT_EBUSY). Inline: a scan calls it for every slot. */
+static inline int rec_read(gt_table *t, struct gt_guild *g,
+                           const struct gt_rec *r, uint32_t psize,
+                           uint64_t w[8], uint64_t *payload, uint32_t *meta) {
+    struct gt_wait wt = GT_WAIT_INIT;
+    uint32_t full = psize / 8, tail = psize % 8;
+    for (;;) {
+        uint32_t s1 = LOAD(&r->seq, acquire);
+        if (s1 & 1u) {
+            int e = gt__wait(t, g, &wt);
+            if (e)
+                return e;
+            continue;
+        }
+        w[0] = LOAD(&r->w[0], relaxed), w[1] = LOAD(&r->w[1], relaxed);
+        w[2] = LOAD(&r->w[2], relaxed), w[3] = LOAD(&r->w[3], relaxed);
+        w[4] = LOAD(&r->w[4], relaxed), w[5] = LOAD(&r->w[5], relaxed);
+        w[6] = LOAD(&r->w[6], relaxed), w[7] = LOAD(&r->w[7], relaxed);
+        uint32_t mt = LOAD(&r->meta, relaxed);
+        if (payload) {
+            for (uint32_t i = 0; i < full; i++)
+                payload[i] = LOAD(&r->payload[i], relaxed);
+            if (tail) {
+                uint64_t v = LOAD(&r->payload[full], relaxed);
+                memcpy(&payload[full], &v, tail);
+            }
+        }
+        /* pairs with the release fence of gt_seq_begin */
+        atomic_thread_fence(memory_order_acquire);
+        if (LOAD(&r->seq, relaxed) != s1)
+            continue;
+        *meta = mt;
+        return (mt & GT_REC_LIVE) ? 1 : 0;
+    }
+}
+
 static int visit_record(gt_table *t, struct gt_view *v, uint64_t slot,
                         const struct gt_scan *sc, uint64_t *pbuf,
                         uint64_t want_uid) {
-    gt_member m;
+    uint64_t w[8] = {0}; /* set by rec_read when it returns 1 */
     uint32_t meta;
-    int r = gt__rec_read(t, v->g, gt_rec_at(t, v->st, v->cap, slot),
-                         sc->want_payload ? t->seg->g.payload_size : 0, &m,
-                         pbuf, &meta);
+    int r = rec_read(t, v->g, gt_rec_at(t, v->st, v->cap, slot),
+                     sc->want_payload ? t->seg->g.payload_size : 0, w, pbuf,
+                     &meta);
     if (r <= 0)
         return r; /* error, or the slot holds no member now */
-    if (want_uid != UINT64_MAX && m.user_id != want_uid)
+    /* the filter reads the words themselves: the gt_member is built for a
+     * hit only (and read back from registers, not from its stores) */
+    uint32_t flags = (uint32_t)(w[7] >> 32), worker = (uint32_t)w[7];
+    if (want_uid != UINT64_MAX && w[0] != want_uid)
         return 0; /* the entry's member left this slot meanwhile */
-    if (!gt_filt_flags(&sc->filt, m.flags, m.worker) ||
-        !gt_filt_roles(&sc->filt, m.roles))
+    if (!gt_filt_flags(&sc->filt, flags, worker) ||
+        !gt_filt_roles(&sc->filt, &w[2]))
         return 0;
     if (sc->nparts > 1 &&
-        gt_partition(gt_hash(t, m.user_id), sc->nparts) != sc->part)
+        gt_partition(gt_hash(t, w[0]), sc->nparts) != sc->part)
         return 0;
     if (!gt_pin_held(t, sc->slot))
         return GT_ESTALE; /* evicted: what we copied may be reused memory */
-    struct gt_hit hit = {&m, pbuf, m.user_id, m.session_id, m.worker,
-                         m.flags};
+    gt_member m;
+    gt__rec_unpack(w, &m);
+    struct gt_hit hit = {&m, pbuf, w[0], w[1], worker, flags};
     return sc->fn(sc->ctx, &hit, 1);
 }
 
@@ -132,20 +174,41 @@ static int scan_store(gt_table *t, struct gt_view *v, const struct gt_scan *sc,
                    : gt_fastrange(part_lo(sc->part + 1, sc->nparts) - 1, cap) + 1;
     }
     const a8 *ctrl = gt_ctrl(v->st);
-    for (uint64_t k = 0; k < cap; k++) {
+    /* Eight control bytes at a time: a branch per member, not per slot
+     * (whether a slot is full is a coin toss the CPU cannot predict). */
+    for (uint64_t k = 0; k < cap;) {
         uint64_t i = first + k;
         if (i >= cap)
             i -= cap;
-        uint8_t c = LOAD(&ctrl[i], relaxed);
-        if (windowed && first + k >= last && c == GT_CTRL_EMPTY)
-            break; /* past the last home slot and its cluster */
-        if (c & 0x80u)
+        uint64_t off = i & 7, n = 8 - off < cap - k ? 8 - off : cap - k;
+        if (windowed && first + k + n > last) {
+            /* the window's end: slot by slot, to stop at its first EMPTY */
+            uint8_t c = LOAD(&ctrl[i], relaxed);
+            if (first + k >= last && c == GT_CTRL_EMPTY)
+                break; /* past the last home slot and its cluster */
+            k++;
+            if (c & 0x80u)
+                continue;
+            /* pairs with the release store of the control byte */
+            atomic_thread_fence(memory_order_acquire);
+            int r = visit_record(t, v, i, sc, pbuf, UINT64_MAX);
+            if (r)
+                return r;
             continue;
-        /* pairs with the release store of the control byte */
-        atomic_thread_fence(memory_order_acquire);
-        int r = visit_record(t, v, i, sc, pbuf, UINT64_MAX);
-        if (r)
-            return r;
+        }
+        uint64_t grp = i - off;
+        uint64_t w = LOAD((const a64 *)(const void *)(ctrl + grp), relaxed);
+        atomic_thread_fence(memory_order_acquire); /* as above */
+        uint64_t full = ~w & 0x8080808080808080ull & (~0ull << (off * 8));
+        if (off + n < 8)
+            full &= (1ull << ((off + n) * 8)) - 1;
+        for (; full; full &= full - 1) {
+            int r = visit_record(t, v, grp + ((uint64_t)__builtin_ctzll(full) >> 3),
+                                 sc, pbuf, UINT64_MAX);
+            if (r)
+                return r;
+        }
+        k += n;
     }
     return 0;
 }
@@ -384,14 +447,16 @@ static int iter_page(gt_table *t, struct gt_view *v, uint32_t pin,
             if (cb & 0x80u)
                 continue;
             atomic_thread_fence(memory_order_acquire);
-            gt_member m;
+            uint64_t w[8] = {0};
             uint32_t meta;
-            int r = gt__rec_read(t, v->g, gt_rec_at(t, v->st, cap, i),
-                                 payloads ? ps : 0, &m, pbuf, &meta);
+            int r = rec_read(t, v->g, gt_rec_at(t, v->st, cap, i),
+                             payloads ? ps : 0, w, pbuf, &meta);
             if (r < 0)
                 return r;
             if (r == 0)
                 continue;
+            gt_member m;
+            gt__rec_unpack(w, &m);
             uint64_t h = gt_hash(t, m.user_id), home = gt_fastrange(h, cap);
             /* in this walk: homed at or after start, and (first lap) not
              * wrapped from the end, or (wrap region) wrapped from the end */

@@ -308,6 +308,14 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
     if (r == GT_EFULL) {
         gt__reclaim_locked(t, 16, evict);
         r = alloc_locked(t, order, &h);
+        /* Still full: keep what the reclaim freed (the section holds only
+         * that), so that the caller's next try starts from it. Rolled back,
+         * a heap that needs more than one reclaim's worth of frees to merge
+         * a block would never get one. */
+        if (r == GT_EFULL) {
+            int u = gt__gunlock(t);
+            return u ? u : GT_EFULL;
+        }
     }
     struct gt_seg *s = t->seg;
     if (r == 0)

@@ -704,6 +704,9 @@ struct gt_scan {
     bool fanout;       /* counted by gt_fanout, not as a scan */
     gt_visit_fn fn;
     void *ctx;
+    /* A counting scan: hits are added here, fn is not called. The pin is
+     * then checked once, when the scan ends (gt__scan), not per hit. */
+    uint64_t *count;
 };
 int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) GT_INTERNAL;
 

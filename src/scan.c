@@ -155,6 +155,10 @@ static int visit_record(gt_table *t, struct gt_view *v, uint64_t slot,
     if (sc->nparts > 1 &&
         gt_partition(gt_hash(t, w[0]), sc->nparts) != sc->part)
         return 0;
+    if (sc->count) {
+        ++*sc->count;
+        return 0;
+    }
     if (!gt_pin_held(t, sc->slot))
         return GT_ESTALE; /* evicted: what we copied may be reused memory */
     gt_member m;
@@ -290,7 +294,9 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
         } else {
             k = n;
         }
-        if (k) {
+        if (k && sc->count) {
+            *sc->count += k;
+        } else if (k) {
             if (!gt_pin_held(t, sc->slot))
                 return GT_ESTALE;
             int r = sc->fn(sc->ctx, hit, k);
@@ -362,19 +368,12 @@ GT_API int gt_select(gt_table *t, uint64_t guild_id, const gt_filter *f,
     return gt__scan(t, guild_id, &sc);
 }
 
-static int count_visit(void *ctx, const struct gt_hit *h, size_t n) {
-    (void)h;
-    *(uint64_t *)ctx += n;
-    return 0;
-}
-
 GT_API int gt_select_count(gt_table *t, uint64_t guild_id, const gt_filter *f,
                            uint32_t part, uint32_t nparts, uint64_t *count) {
     if (!t || !count || (nparts > 1 && part >= nparts))
         return GT_EINVAL;
     *count = 0;
-    struct gt_scan sc = {.part = part, .nparts = nparts, .fn = count_visit,
-                         .ctx = count};
+    struct gt_scan sc = {.part = part, .nparts = nparts, .count = count};
     gt__filter_prep(f, &sc.filt);
     const struct gt_filt *ft = &sc.filt;
     /* Exact counters answer the common questions without a walk. */

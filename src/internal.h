@@ -478,6 +478,16 @@ static inline void gt_stat_lookup(gt_table *t) {
         return;
     gt__stat_lookup_slow(t);
 }
+/* Count n >= 1 lookups (the batch call). */
+static inline void gt_stat_lookups(gt_table *t, uint64_t n) {
+    struct gt_lk_ent *e = &gt__lk[0];
+    if (e->t == t && e->handle == t->id)
+        e->n += n - 1; /* the last one flushes, if the batch is full */
+    else
+        for (; n > 1; n--)
+            gt_stat_lookup(t);
+    gt_stat_lookup(t);
+}
 void gt__stat_flush(gt_table *t) GT_INTERNAL; /* this thread's lookups on t */
 void gt__stat_fork_child(void) GT_INTERNAL;
 /* Time every GT_ST_SAMPLE-th fanout of the thread: the start (0: not

@@ -36,28 +36,72 @@ static void wview(struct gt_wr *w, struct gt_view *v) {
  * the one they work on: enough fetches in flight to cover a miss's
  * latency, few enough that the lines stay in L1 until used. */
 #define MANY_AHEAD 8u
-/* gt_lookup_many's hashes in flight: at least 2 * MANY_AHEAD + 1, a power
- * of two. */
-#define HASH_RING 32u
+/* Hashes in flight in the batch calls (struct ahead): from the furthest
+ * fetch back to the oldest key still used, which gt_insert_many may take
+ * again (16 back at most: a part formed anew). */
+#define HASH_RING 64u
+_Static_assert(HASH_RING >= 2 * MANY_AHEAD + 1 + 16 &&
+                   (HASH_RING & (HASH_RING - 1)) == 0,
+               "the ring holds every hash from a key to its furthest fetch");
 /* Lookups whose view is re-checked together in gt_lookup_many. */
 #define MANY_WINDOW 16u
 
-/* The second stage of gt_lookup_many's fetching, MANY_AHEAD places ahead:
+/* The second stage of the batch calls' fetching, MANY_AHEAD places ahead:
  * the control group, fetched MANY_AHEAD places before that, is read to find
- * the slot the member is likely in (its first tag match from home), and
- * that record is fetched, not the home one: two members in five are not
- * in their home slot. Reads only inside the block; a hint, however the
- * bytes change meanwhile. */
+ * the slot the member likely is in or would go to (the first slot from home
+ * with its tag or free), and that record is fetched, not the home one: two
+ * members in five are not in their home slot. Reads only inside the block;
+ * a hint, however the bytes change meanwhile. */
 static inline void fetch_match(gt_table *t, const struct gt_store *st,
                                uint64_t cap, uint64_t h) {
     uint64_t pos = gt_fastrange(h, cap), grp = pos & ~7ull;
     uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + grp), relaxed);
     uint64_t x = w ^ (LSB * (h & 0x7f));
-    uint64_t m = (x - LSB) & ~x & MSB & (MSB & (~0ull << ((pos & 7) * 8)));
+    uint64_t m = ((x - LSB) & ~x & MSB) | (w & MSB); /* tag, or free */
+    m &= ~0ull << ((pos & 7) * 8);
     uint64_t i = m ? grp + ((uint64_t)__builtin_ctzll(m) >> 3) : pos;
     const uint8_t *rec = (const uint8_t *)gt_rec_at(t, st, cap, i);
     __builtin_prefetch(rec);
     __builtin_prefetch(rec + t->stride - 1);
+}
+
+/* The batch calls' fetching ahead of the member they work on, in two
+ * stages: control groups 2 * MANY_AHEAD members ahead, then (fetch_match)
+ * records MANY_AHEAD ahead. Each hash is computed once, at the first stage,
+ * and kept in a ring. Keys are user ids at key + i * stride. */
+struct ahead {
+    const uint8_t *key;
+    size_t stride;
+    size_t end;       /* keys [.., end) */
+    size_t ctrl, rec; /* the next key to fetch the control group, record of */
+    uint64_t h[HASH_RING];
+};
+
+/* Start fetching at key i (again: after a new view, or a new hold). */
+static inline void ahead_from(struct ahead *a, size_t i, size_t end) {
+    a->ctrl = a->rec = i;
+    a->end = end;
+}
+
+/* Fetch ahead of key i, in view (st, cap) (st NULL: nothing to fetch), and
+ * return its hash. Keys are taken in order, or again at most 16 back. */
+static inline uint64_t ahead_to(struct ahead *a, gt_table *t,
+                                const struct gt_store *st, uint64_t cap,
+                                size_t i) {
+    size_t c_to = i + 2 * MANY_AHEAD + 1, r_to = i + MANY_AHEAD + 1;
+    c_to = c_to < a->end ? c_to : a->end;
+    r_to = r_to < a->end ? r_to : a->end;
+    for (; a->ctrl < c_to; a->ctrl++) {
+        uint64_t k;
+        memcpy(&k, a->key + a->ctrl * a->stride, sizeof k);
+        uint64_t h = a->h[a->ctrl % HASH_RING] = gt_hash(t, k);
+        if (st)
+            __builtin_prefetch(gt_ctrl(st) + (gt_fastrange(h, cap) & ~7ull));
+    }
+    for (; a->rec < r_to; a->rec++)
+        if (st)
+            fetch_match(t, st, cap, a->h[a->rec % HASH_RING]);
+    return a->h[i % HASH_RING];
 }
 
 /* Start fetching what a probe of hash h will read first: the control group
@@ -317,9 +361,8 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
             return r; /* the lock is gone */
         wview(&w, &v);
     }
-    size_t pre = at; /* the next member to fetch ahead */
-    for (; pre < end && pre < at + MANY_AHEAD; pre++)
-        fetch_home(t, v.st, v.cap, gt_hash(t, m[pre].user_id));
+    struct ahead ah = {.key = (const uint8_t *)m, .stride = sizeof *m};
+    ahead_from(&ah, at, end);
     while (at < end) {
         /* Form a part: find each member, stop before a repeat of a new one
          * (it would be taken for new twice) and put a change to the fanout
@@ -329,7 +372,7 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
         int32_t fresh = 0;
         while (at + k < end && k < pmax) {
             size_t i = at + k;
-            uint64_t hi = gt_hash(t, m[i].user_id);
+            uint64_t hi = ahead_to(&ah, t, v.st, v.cap, i);
             uint64_t si = gt__store_find(t, v.st, v.cap, m[i].user_id, hi);
             bool act = m[i].flags & GT_ACTIVE;
             if (si != GT_NOT_FOUND)
@@ -344,8 +387,6 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
             h[k] = hi;
             slot[k] = si;
             fresh += si == GT_NOT_FOUND;
-            if (pre < end && pre < i + 1 + MANY_AHEAD)
-                fetch_home(t, v.st, v.cap, gt_hash(t, m[pre++].user_id));
             k++;
             if (act)
                 break;
@@ -576,6 +617,7 @@ GT_API int gt_update_flags_many(gt_table *t, uint64_t guild_id,
             return GT_EINVAL;
     int changed = 0, r = 0;
     size_t at = 0, part_from = 0; /* part_from: first update of the open part */
+    struct ahead ah = {.key = (const uint8_t *)u, .stride = sizeof *u};
     while (at < n) { /* one hold of the lock */
         size_t end = n - at < MANY_HOLD ? n : at + MANY_HOLD;
         struct gt_wr w;
@@ -585,18 +627,11 @@ GT_API int gt_update_flags_many(gt_table *t, uint64_t guild_id,
         wview(&w, &v);
         uint32_t part = 0;
         part_from = at;
-        size_t pre = at; /* the next update to fetch ahead */
-        for (; pre < end && pre < at + MANY_AHEAD; pre++)
-            if (v.st)
-                fetch_home(t, v.st, v.cap, gt_hash(t, u[pre].user_id));
+        ahead_from(&ah, at, end);
         for (; at < end; at++) {
-            if (pre < end) {
-                if (v.st)
-                    fetch_home(t, v.st, v.cap, gt_hash(t, u[pre].user_id));
-                pre++;
-            }
+            uint64_t h = ahead_to(&ah, t, v.st, v.cap, at);
             struct many_op op;
-            int f = many_find(t, &v, gt_hash(t, u[at].user_id), &u[at], &op);
+            int f = many_find(t, &v, h, &u[at], &op);
             part += f == 0; /* counted as gt_update_flags counts it */
             if (f <= 0)
                 continue;
@@ -883,6 +918,7 @@ GT_API int gt_lookup_many(gt_table *t, uint64_t guild_id,
         return 0;
     uint32_t ps = t->seg->g.payload_size;
     struct gt_wait wt = GT_WAIT_INIT;
+    struct ahead ah = {.key = (const uint8_t *)user_ids, .stride = sizeof *user_ids};
     int hits = 0;
     for (size_t at = 0; at < n;) { /* at: the first lookup not validated */
         uint32_t vs;
@@ -891,27 +927,11 @@ GT_API int gt_lookup_many(gt_table *t, uint64_t guild_id,
         int r = lookup_view(t, g, guild_id, &wt, &vs, &st, &cap);
         if (r <= 0)
             return r < 0 ? r : hits;
-        /* Two stages ahead: the control group 2 * MANY_AHEAD places ahead,
-         * the record it points to MANY_AHEAD places ahead. Each hash is
-         * computed once, at the first stage, and kept in a ring. */
-        uint64_t hr[HASH_RING];
-        size_t pre = at, pre2 = at;
-        for (; pre2 < n && pre2 < at + 2 * MANY_AHEAD; pre2++) {
-            uint64_t h = hr[pre2 % HASH_RING] = gt_hash(t, user_ids[pre2]);
-            __builtin_prefetch(gt_ctrl(st) + (gt_fastrange(h, cap) & ~7ull));
-        }
-        for (; pre < n && pre < at + MANY_AHEAD; pre++)
-            fetch_match(t, st, cap, hr[pre % HASH_RING]);
+        ahead_from(&ah, at, n);
         int got = 0;
         for (size_t i = at; i < n;) {
-            if (pre2 < n) {
-                uint64_t h = hr[pre2 % HASH_RING] = gt_hash(t, user_ids[pre2]);
-                __builtin_prefetch(gt_ctrl(st) + (gt_fastrange(h, cap) & ~7ull));
-                pre2++;
-            }
-            if (pre < n)
-                fetch_match(t, st, cap, hr[pre++ % HASH_RING]);
-            int f = probe(t, g, st, cap, hr[i % HASH_RING], user_ids[i],
+            uint64_t h = ahead_to(&ah, t, st, cap, i);
+            int f = probe(t, g, st, cap, h, user_ids[i],
                           out ? &out[i] : NULL,
                           payloads ? (uint8_t *)payloads + i * ps : NULL);
             if (f < 0)

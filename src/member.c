@@ -68,7 +68,11 @@ static inline void fetch_match(gt_table *t, const struct gt_store *st,
 /* The batch calls' fetching ahead of the member they work on, in two
  * stages: control groups 2 * MANY_AHEAD members ahead, then (fetch_match)
  * records MANY_AHEAD ahead. Each hash is computed once, at the first stage,
- * and kept in a ring. Keys are user ids at key + i * stride. */
+ * and kept in a ring. Keys are user ids at key + i * stride: the arrays of
+ * the batch calls, whose elements start with the user id. */
+_Static_assert(offsetof(gt_member, user_id) == 0 &&
+                   offsetof(gt_flag_update, user_id) == 0,
+               "struct ahead reads user ids at the start of each element");
 struct ahead {
     const uint8_t *key;
     size_t stride;
@@ -741,7 +745,6 @@ GT_API int gt_guild_reserve(gt_table *t, uint64_t guild_id, uint64_t members) {
 }
 
 /* ---- reads ----------------------------------------------------------------- */
-
 
 /* Copy the record at r if it holds uid: 1 found (out, payload filled),
  * 0 it holds another member or none, or GT_EBUSY. The key is checked first,

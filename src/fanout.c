@@ -118,18 +118,28 @@ static int batch_of(struct fan *f, uint32_t worker, uint32_t *out) {
 static int fan_visit(void *ctx, const struct gt_hit *h, size_t n) {
     struct fan *f = ctx;
     f->delivered += n;
+    /* kept in registers: the stores below would make the compiler reload
+     * them through f; only a new batch can move them (fan_resize) */
+    gt_recipient *buf = f->buf;
+    uint32_t *pending = f->n;
     for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        int r = batch_of(f, h[i].worker, &b);
-        if (r)
-            return r;
-        gt_recipient *dst = f->buf + (size_t)b * GT_FANOUT_BATCH + f->n[b];
+        uint32_t b, w = h[i].worker;
+        if (w < SMALL_WORKERS && f->small[w]) {
+            b = f->small[w] - 1u;
+        } else {
+            int r = batch_of(f, w, &b);
+            if (r)
+                return r;
+            buf = f->buf;
+            pending = f->n;
+        }
+        gt_recipient *dst = buf + (size_t)b * GT_FANOUT_BATCH + pending[b];
         dst->session_id = h[i].session_id;
         dst->user_id = h[i].user_id;
-        if (++f->n[b] == GT_FANOUT_BATCH) {
-            f->n[b] = 0;
-            r = f->fn(f->ctx, f->worker[b], f->buf + (size_t)b * GT_FANOUT_BATCH,
-                      GT_FANOUT_BATCH);
+        if (++pending[b] == GT_FANOUT_BATCH) {
+            pending[b] = 0;
+            int r = f->fn(f->ctx, w, buf + (size_t)b * GT_FANOUT_BATCH,
+                          GT_FANOUT_BATCH);
             if (r)
                 return r;
         }

@@ -685,8 +685,10 @@ struct gt_filt {
 int gt__filter_prep(const gt_filter *f, struct gt_filt *out) GT_INTERNAL;
 static inline bool gt_filt_flags(const struct gt_filt *f, uint32_t flags,
                                  uint32_t worker) {
-    return (flags & f->set) == f->set && (flags & f->clear) == 0 &&
-           (!f->match_worker || worker == f->worker);
+    /* one test, no branch per term: scans call this for every member */
+    uint32_t wmask = f->match_worker ? UINT32_MAX : 0;
+    return (((flags & f->set) ^ f->set) | (flags & f->clear) |
+            ((worker ^ f->worker) & wmask)) == 0;
 }
 static inline bool gt_filt_roles(const struct gt_filt *f,
                                  const uint64_t roles[4]) {

@@ -228,6 +228,9 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
         gt__act_bytes(nchunks) > geo->file_size - gt_off(t, a))
         return GT_ECORRUPT;
     bool record = sc->need_member || sc->filt.roles;
+    /* a copy the compiler keeps in registers: the stores into hit[] below
+     * could otherwise alias it */
+    const struct gt_filt filt = sc->filt;
     for (uint32_t c = 0; c < hw; c++) {
         const struct gt_chunk *ch = gt_chunk_at(a, nchunks, c);
         struct gt_hit hit[GT_CHUNK_ENTRIES];
@@ -255,7 +258,7 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                  * began is skipped. */
                 if (!record &&
                     ((int32_t)(a32 - (uint32_t)act_seq) > 0 ||
-                     !gt_filt_flags(&sc->filt, flags, worker)))
+                     !gt_filt_flags(&filt, flags, worker)))
                     continue;
                 hit[n].m = NULL;
                 hit[n].payload = NULL;
@@ -276,7 +279,7 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
         if (record) {
             for (uint32_t i = 0; i < n; i++) {
                 if ((int32_t)(act32[i] - (uint32_t)act_seq) > 0 ||
-                    !gt_filt_flags(&sc->filt, hit[i].flags, hit[i].worker))
+                    !gt_filt_flags(&filt, hit[i].flags, hit[i].worker))
                     continue;
                 if (slot[i] >= v->cap)
                     return GT_ECORRUPT;

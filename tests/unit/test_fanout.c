@@ -135,6 +135,22 @@ Test(fanout, many_and_large_worker_ids) {
     free(g);
 }
 
+Test(fanout, worker_ids_on_both_sides_of_the_direct_map) {
+    /* 3000 workers, ids 3000..5999: batches grow past their first 16 while
+     * both the direct-mapped and the hashed ids are in use */
+    load(60000, 3000, 3000, 2);
+    struct got *g = calloc(1, sizeof *g);
+    cr_assert_eq(gt_fanout(t, 1, &(gt_filter){.flags_set = GT_ACTIVE}, 0, 1,
+                           record, g), 0);
+    cr_assert_eq(g->bad, 0);
+    for (uint64_t u = 0; u < 60000; u++) {
+        cr_assert_eq(g->times[u], u % 2 == 0);
+        if (u % 2 == 0)
+            cr_assert_eq(g->worker_of[u], wk(u, 3000, 3000));
+    }
+    free(g);
+}
+
 Test(fanout, follows_presence_changes) {
     load(1000, 4, 0, 1000000); /* only user 0 active */
     for (uint64_t u = 1; u < 1000; u += 2)

@@ -79,14 +79,11 @@ static int fan_resize(struct fan *f, uint32_t cap) {
     return 0;
 }
 
+/* The batch of a worker that is not direct-mapped to one yet (fan_visit
+ * looks there first): found in the map of large ids, or made. */
 static int batch_of(struct fan *f, uint32_t worker, uint32_t *out) {
     uint32_t *slot = NULL;
-    if (worker < SMALL_WORKERS) {
-        if (f->small[worker]) {
-            *out = f->small[worker] - 1u;
-            return 0;
-        }
-    } else {
+    if (worker >= SMALL_WORKERS) {
         uint32_t mask = 2 * f->cap - 1, j = (worker * 0x9E3779B1u) & mask;
         while (f->map[j]) {
             if (f->worker[f->map[j] - 1] == worker) {

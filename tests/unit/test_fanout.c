@@ -120,35 +120,32 @@ Test(fanout, role_and_worker_filters) {
     free(g);
 }
 
-Test(fanout, many_and_large_worker_ids) {
-    /* 5000 workers, ids above the direct-mapped range */
-    load(60000, 5000, 4000000000u, 3);
+/* Every n-th member active, over nworkers workers from id base: each active
+ * member delivered once, in its worker's batches. */
+static void expect_workers(uint64_t n, uint32_t nworkers, uint32_t base,
+                           int active_mod) {
+    load(n, nworkers, base, active_mod);
     struct got *g = calloc(1, sizeof *g);
     cr_assert_eq(gt_fanout(t, 1, &(gt_filter){.flags_set = GT_ACTIVE}, 0, 1,
                            record, g), 0);
     cr_assert_eq(g->bad, 0);
-    for (uint64_t u = 0; u < 60000; u++) {
-        cr_assert_eq(g->times[u], u % 3 == 0);
-        if (u % 3 == 0)
-            cr_assert_eq(g->worker_of[u], wk(u, 5000, 4000000000u));
+    for (uint64_t u = 0; u < n; u++) {
+        cr_assert_eq(g->times[u], u % active_mod == 0);
+        if (u % active_mod == 0)
+            cr_assert_eq(g->worker_of[u], wk(u, nworkers, base));
     }
     free(g);
+}
+
+Test(fanout, many_and_large_worker_ids) {
+    /* 5000 workers, ids above the direct-mapped range */
+    expect_workers(60000, 5000, 4000000000u, 3);
 }
 
 Test(fanout, worker_ids_on_both_sides_of_the_direct_map) {
     /* 3000 workers, ids 3000..5999: batches grow past their first 16 while
      * both the direct-mapped and the hashed ids are in use */
-    load(60000, 3000, 3000, 2);
-    struct got *g = calloc(1, sizeof *g);
-    cr_assert_eq(gt_fanout(t, 1, &(gt_filter){.flags_set = GT_ACTIVE}, 0, 1,
-                           record, g), 0);
-    cr_assert_eq(g->bad, 0);
-    for (uint64_t u = 0; u < 60000; u++) {
-        cr_assert_eq(g->times[u], u % 2 == 0);
-        if (u % 2 == 0)
-            cr_assert_eq(g->worker_of[u], wk(u, 3000, 3000));
-    }
-    free(g);
+    expect_workers(60000, 3000, 3000, 2);
 }
 
 Test(fanout, follows_presence_changes) {

@@ -104,7 +104,12 @@ struct gt_log {
     uint32_t data_used;
     uint32_t data_cap;
     uint32_t ent_cap;
-    uint32_t pad[2];
+    /* A filter of the ranges logged since the log was last cleared: the bit
+     * gt__log_bytes picks for each BYTES entry's offset is set. It may hold
+     * more bits (a crash, a truncation): a stray bit only costs a search for
+     * a range that is not there, and a missing one only a second entry for
+     * the range, which a rollback restores oldest last. */
+    uint64_t seen;
     struct gt_log_ent ent[]; /* ent_cap entries, then data_cap bytes */
 };
 static inline uint8_t *gt_log_data(struct gt_log *l) {

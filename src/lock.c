@@ -76,8 +76,10 @@ int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
                   int seq_rel) {
     uint64_t off = gt_off(t, p);
     uint32_t n = LOAD(&log->n, relaxed);
-    /* One entry per range and section is enough: the oldest bytes win. */
-    for (uint32_t i = 0; i < n; i++) {
+    /* One entry per range and section is enough: the oldest bytes win. The
+     * filter spares most new ranges the search (a batch logs dozens). */
+    uint64_t bit = 1ull << (((off >> 3) * 0x9e3779b97f4a7c15ull) >> 58);
+    for (uint32_t i = 0; (log->seen & bit) && i < n; i++) {
         const struct gt_log_ent *e = &log->ent[i];
         if (e->kind == GT_LOG_BYTES && e->off == off && e->len >= len)
             return 0;
@@ -99,6 +101,7 @@ int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
     log->data_used += (len + 7u) & ~7u;
     if (log->data_used > log->data_cap)
         log->data_used = log->data_cap;
+    log->seen |= bit;
     sig_fence();
     /* release: who sees the entry sees which guild the log is for */
     STORE(&log->n, n + 1, release);
@@ -140,6 +143,7 @@ static void log_clear(struct gt_log *log) {
     STORE(&log->n, 0, relaxed);
     STORE(&log->state, GT_LOG_OPEN, relaxed);
     log->data_used = 0;
+    log->seen = 0;
     sig_fence();
 }
 

@@ -328,7 +328,8 @@ GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
 }
 
 /* Inserts in one part of gt_insert_many: bounded by the log, which holds
- * each one's record and control byte. */
+ * each one's record and control byte, and (in the room kept aside) the
+ * counters line, the count reserved and one new entry of the fanout set. */
 static size_t part_max(const gt_table *t) {
     const struct gt_log *l = &gt_slot_at(t, 0)->log;
     size_t by_data = (l->data_cap - 4 * GT_LINE) / (t->seg->g.stride + 16);
@@ -370,7 +371,9 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
     while (at < end) {
         /* Form a part: find each member, stop before a repeat of a new one
          * (it would be taken for new twice) and put a change to the fanout
-         * set (unbounded log use) in a part of its own. */
+         * set (unbounded log use) in a part of its own, except a new member
+         * that joins a set with room (bounded: part_max leaves room for
+         * it), which may end a part. */
         uint64_t h[16], slot[16];
         size_t k = 0;
         int32_t fresh = 0;
@@ -386,7 +389,8 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
             for (size_t j = 0; j < k && si == GT_NOT_FOUND; j++)
                 repeat |= slot[j] == GT_NOT_FOUND &&
                           m[at + j].user_id == m[i].user_id;
-            if (k && (repeat || act))
+            bool joins = act && si == GT_NOT_FOUND && gt_act_room(&v);
+            if (k && (repeat || (act && !joins)))
                 break;
             h[k] = hi;
             slot[k] = si;

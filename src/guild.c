@@ -216,7 +216,7 @@ static int create_locked(gt_table *t, uint64_t id, struct gt_guild **out) {
 
 int gt__guild_get(gt_table *t, uint64_t id, bool create,
                   struct gt_guild **out, bool *created) {
-    struct gt_guild *g = gt__guild_find(t, id);
+    struct gt_guild *g = gt_guild_lookup(t, id);
     if (created)
         *created = false;
     if (g || !create) {

@@ -709,8 +709,10 @@ static inline bool gt_filt_roles(const struct gt_filt *f,
             (roles[2] & f->roles_any[2]) | (roles[3] & f->roles_any[3])) != 0;
 }
 
-/* One member a scan visits. m and payload are NULL when the scan reads
- * only the fanout set (fanout and counts without a role condition). */
+/* One member a scan visits. m and payload are set only when the visit is
+ * of a record (the store walk; on the fanout set, gt_scan.need_member or a
+ * role condition); a visit from the fanout set's entries alone (fanout
+ * without a role condition) leaves them unset and must not read them. */
 struct gt_hit {
     const gt_member *m;
     const void *payload;

@@ -230,6 +230,42 @@ static int scan_store(gt_table *t, struct gt_view *v, const struct gt_scan *sc,
     return 0;
 }
 
+/* Copy the entries of a fanout-set chunk into hit[], under the chunk's
+ * seqlock (the caller checks it): returns how many. Without records to read
+ * (!record), the filter is applied here, in the one pass (what a torn read
+ * let through is dropped with it when the seq check fails), an entry
+ * activated after the scan began (act_seq) is skipped. With records, every
+ * entry is copied, with its activation number and storage slot, for the
+ * caller to filter and to visit the record (which it delivers itself).
+ * hit[].m and .payload are left unset. */
+static inline __attribute__((always_inline)) uint32_t
+chunk_copy(const struct gt_chunk *ch, bool record, const struct gt_filt *filt,
+           uint32_t act_seq, struct gt_hit *hit, uint32_t *act32,
+           uint32_t *slot) {
+    uint64_t occ = LOAD(&ch->occ, relaxed);
+    uint32_t n = 0;
+    while (occ) {
+        const struct gt_aent *x = &ch->e[__builtin_ctzll(occ)];
+        occ &= occ - 1;
+        uint32_t a32 = LOAD(&x->act32, relaxed);
+        uint32_t worker = LOAD(&x->worker, relaxed);
+        uint32_t flags = LOAD(&x->flags, relaxed);
+        if (!record && ((int32_t)(a32 - act_seq) > 0 ||
+                        !gt_filt_flags(filt, flags, worker)))
+            continue;
+        hit[n].user_id = LOAD(&x->user_id, relaxed);
+        hit[n].session_id = LOAD(&x->session_id, relaxed);
+        hit[n].worker = worker;
+        hit[n].flags = flags;
+        if (record) {
+            act32[n] = a32;
+            slot[n] = LOAD(&x->slot, relaxed);
+        }
+        n++;
+    }
+    return n;
+}
+
 static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                     const struct gt_scan *sc, uint64_t *pbuf) {
     const struct gt_act *a = v->act;
@@ -257,32 +293,11 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                     return r;
                 continue;
             }
-            uint64_t occ = LOAD(&ch->occ, relaxed);
-            n = 0;
-            while (occ) {
-                const struct gt_aent *x = &ch->e[__builtin_ctzll(occ)];
-                occ &= occ - 1;
-                uint32_t a32 = LOAD(&x->act32, relaxed);
-                uint32_t worker = LOAD(&x->worker, relaxed);
-                uint32_t flags = LOAD(&x->flags, relaxed);
-                /* Without records to read, filter here, in the one pass
-                 * (what a torn read let through is dropped with it when
-                 * the seq check fails). An entry activated after the scan
-                 * began is skipped. */
-                if (!record &&
-                    ((int32_t)(a32 - (uint32_t)act_seq) > 0 ||
-                     !gt_filt_flags(&filt, flags, worker)))
-                    continue;
-                hit[n].m = NULL;
-                hit[n].payload = NULL;
-                hit[n].user_id = LOAD(&x->user_id, relaxed);
-                hit[n].session_id = LOAD(&x->session_id, relaxed);
-                hit[n].worker = worker;
-                hit[n].flags = flags;
-                act32[n] = a32;
-                slot[n] = LOAD(&x->slot, relaxed);
-                n++;
-            }
+            /* one copy loop per case, without a test of the case per entry */
+            n = record ? chunk_copy(ch, true, &filt, (uint32_t)act_seq, hit,
+                                    act32, slot)
+                       : chunk_copy(ch, false, &filt, (uint32_t)act_seq, hit,
+                                    act32, slot);
             /* pairs with the release fence of the chunk's gt_seq_begin */
             atomic_thread_fence(memory_order_acquire);
             if (LOAD(&ch->seq, relaxed) == s1)

@@ -11,6 +11,10 @@
 #   BENCH_SIZES      members per run (default "100000 1000000 10000000")
 #   BENCH_PEERS      default "floor plain guildtab ck_ht lmdb ets redis"
 #   BENCH_OPS        lookups per timed round (drivers have their defaults)
+#   BENCH_REPEAT     runs of floor, plain and guildtab at sizes up to 1M,
+#                    alternating, of which the report takes the median
+#                    (default 3; 1 for --smoke): the goals compare these
+#                    three, and a VM's speed drifts between runs
 #   BENCH_REDIS_PORT default 6399
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,11 +26,19 @@ peers=${BENCH_PEERS:-"floor plain guildtab ck_ht lmdb ets redis"}
 if [ "${1:-}" = "--smoke" ]; then
     sizes=20000
     export BENCH_OPS=${BENCH_OPS:-20000}
+    BENCH_REPEAT=${BENCH_REPEAT:-1}
 elif [ $# -gt 0 ]; then
     echo "usage: scripts/bench.sh [--smoke]" >&2
     exit 2
 fi
 port=${BENCH_REDIS_PORT:-6399}
+repeat=${BENCH_REPEAT:-3}
+case $repeat in
+'' | *[!0-9]* | 0)
+    echo "bench: BENCH_REPEAT must be a positive integer, not '$repeat'" >&2
+    exit 2
+    ;;
+esac
 
 echo "== build (build-bench, -Dbench=true)" >&2
 gt_build build-bench -Dbench=true -Dtests=false
@@ -84,8 +96,16 @@ run_peer() { # PEER N
 }
 
 for n in $sizes; do
-    for p in $peers; do
-        run_peer "$p" "$n"
+    r=1
+    while [ "$r" -le "$repeat" ]; do
+        for p in $peers; do
+            if [ "$r" -eq 1 ]; then
+                run_peer "$p" "$n"
+            elif [ "$n" -le 1000000 ]; then
+                case $p in floor | plain | guildtab) run_peer "$p" "$n" ;; esac
+            fi
+        done
+        r=$((r + 1))
     done
 done
 

@@ -230,18 +230,16 @@ static int scan_store(gt_table *t, struct gt_view *v, const struct gt_scan *sc,
     return 0;
 }
 
-/* Copy the entries of a fanout-set chunk into hit[], under the chunk's
- * seqlock (the caller checks it): returns how many. Without records to read
- * (!record), the filter is applied here, in the one pass (what a torn read
- * let through is dropped with it when the seq check fails), an entry
- * activated after the scan began (act_seq) is skipped. With records, every
- * entry is copied, with its activation number and storage slot, for the
- * caller to filter and to visit the record (which it delivers itself).
- * hit[].m and .payload are left unset. */
+/* Copy into hit[] the entries of a fanout-set chunk that pass the filter,
+ * under the chunk's seqlock (the caller checks it; what a torn read let
+ * through is dropped with it when the check fails): returns how many. An
+ * entry activated after the scan began (act_seq) is skipped. With records
+ * to visit (record), each entry's storage slot goes to slot[]. hit[].m and
+ * .payload are left unset. Inlined once per case: no test of the case per
+ * entry. */
 static inline __attribute__((always_inline)) uint32_t
 chunk_copy(const struct gt_chunk *ch, bool record, const struct gt_filt *filt,
-           uint32_t act_seq, struct gt_hit *hit, uint32_t *act32,
-           uint32_t *slot) {
+           uint32_t act_seq, struct gt_hit *hit, uint32_t *slot) {
     uint64_t occ = LOAD(&ch->occ, relaxed);
     uint32_t n = 0;
     while (occ) {
@@ -250,17 +248,14 @@ chunk_copy(const struct gt_chunk *ch, bool record, const struct gt_filt *filt,
         uint32_t a32 = LOAD(&x->act32, relaxed);
         uint32_t worker = LOAD(&x->worker, relaxed);
         uint32_t flags = LOAD(&x->flags, relaxed);
-        if (!record && ((int32_t)(a32 - act_seq) > 0 ||
-                        !gt_filt_flags(filt, flags, worker)))
+        if ((int32_t)(a32 - act_seq) > 0 || !gt_filt_flags(filt, flags, worker))
             continue;
         hit[n].user_id = LOAD(&x->user_id, relaxed);
         hit[n].session_id = LOAD(&x->session_id, relaxed);
         hit[n].worker = worker;
         hit[n].flags = flags;
-        if (record) {
-            act32[n] = a32;
+        if (record)
             slot[n] = LOAD(&x->slot, relaxed);
-        }
         n++;
     }
     return n;
@@ -283,7 +278,7 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
     for (uint32_t c = 0; c < hw; c++) {
         const struct gt_chunk *ch = gt_chunk_at(a, nchunks, c);
         struct gt_hit hit[GT_CHUNK_ENTRIES];
-        uint32_t act32[GT_CHUNK_ENTRIES], slot[GT_CHUNK_ENTRIES], n;
+        uint32_t slot[GT_CHUNK_ENTRIES], n;
         struct gt_wait wt = GT_WAIT_INIT;
         for (;;) {
             uint32_t s1 = LOAD(&ch->seq, acquire);
@@ -293,11 +288,10 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                     return r;
                 continue;
             }
-            /* one copy loop per case, without a test of the case per entry */
             n = record ? chunk_copy(ch, true, &filt, (uint32_t)act_seq, hit,
-                                    act32, slot)
+                                    slot)
                        : chunk_copy(ch, false, &filt, (uint32_t)act_seq, hit,
-                                    act32, slot);
+                                    slot);
             /* pairs with the release fence of the chunk's gt_seq_begin */
             atomic_thread_fence(memory_order_acquire);
             if (LOAD(&ch->seq, relaxed) == s1)
@@ -306,9 +300,6 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
         uint32_t k = 0;
         if (record) {
             for (uint32_t i = 0; i < n; i++) {
-                if ((int32_t)(act32[i] - (uint32_t)act_seq) > 0 ||
-                    !gt_filt_flags(&filt, hit[i].flags, hit[i].worker))
-                    continue;
                 if (slot[i] >= v->cap)
                     return GT_ECORRUPT;
                 /* visit_record applies the filter and partition again on

@@ -898,12 +898,9 @@ static int lookup(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
         if (r <= 0)
             return r ? r : GT_ENOENT;
         /* Most members sit in their home slot: start fetching its record
-         * now, both of its lines (a record spans two), so that their
-         * misses overlap the control group's. */
-        const uint8_t *home = (const uint8_t *)gt_rec_at(t, st, cap,
-                                                         gt_fastrange(h, cap));
-        __builtin_prefetch(home);
-        __builtin_prefetch(home + t->stride - 1);
+         * (both of its lines) now, so that the misses overlap the control
+         * group's. */
+        fetch_home(t, st, cap, h);
         int found = probe(t, g, st, cap, h, uid, out, payload);
         if (found < 0)
             return found;

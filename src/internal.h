@@ -716,8 +716,9 @@ static inline bool gt_filt_roles(const struct gt_filt *f,
 struct gt_hit {
     const gt_member *m;
     const void *payload;
-    uint64_t user_id, session_id;
-    uint32_t worker, flags;
+    /* in gt_recipient's order: gt_fanout copies the pair as one */
+    uint64_t session_id, user_id;
+    uint32_t worker;
 };
 /* Called with n >= 1 hits (a fanout-set chunk's worth at most). */
 typedef int (*gt_visit_fn)(void *ctx, const struct gt_hit *h, size_t n);

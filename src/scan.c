@@ -144,8 +144,8 @@ static __attribute__((noinline)) int deliver(gt_table *t,
         return GT_ESTALE; /* evicted: what we copied may be reused memory */
     gt_member m;
     gt__rec_unpack(w, &m);
-    struct gt_hit hit = {&m, pbuf, w[0], w[1], (uint32_t)w[7],
-                         (uint32_t)(w[7] >> 32)};
+    struct gt_hit hit = {.m = &m, .payload = pbuf, .session_id = w[1],
+                         .user_id = w[0], .worker = (uint32_t)w[7]};
     return sc->fn(sc->ctx, &hit, 1);
 }
 
@@ -241,24 +241,23 @@ static inline __attribute__((always_inline)) uint32_t
 chunk_copy(const struct gt_chunk *ch, bool record, const struct gt_filt *filt,
            uint32_t act_seq, struct gt_hit *hit, uint32_t *slot) {
     uint64_t occ = LOAD(&ch->occ, relaxed);
-    uint32_t n = 0;
+    struct gt_hit *o = hit;
     while (occ) {
-        const struct gt_aent *x = &ch->e[__builtin_ctzll(occ)];
+        const struct gt_aent *x = &ch->e[(unsigned)__builtin_ctzll(occ)];
         occ &= occ - 1;
         uint32_t a32 = LOAD(&x->act32, relaxed);
         uint32_t worker = LOAD(&x->worker, relaxed);
         uint32_t flags = LOAD(&x->flags, relaxed);
         if ((int32_t)(a32 - act_seq) > 0 || !gt_filt_flags(filt, flags, worker))
             continue;
-        hit[n].user_id = LOAD(&x->user_id, relaxed);
-        hit[n].session_id = LOAD(&x->session_id, relaxed);
-        hit[n].worker = worker;
-        hit[n].flags = flags;
         if (record)
-            slot[n] = LOAD(&x->slot, relaxed);
-        n++;
+            slot[o - hit] = LOAD(&x->slot, relaxed);
+        o->session_id = LOAD(&x->session_id, relaxed);
+        o->user_id = LOAD(&x->user_id, relaxed);
+        o->worker = worker;
+        o++;
     }
-    return n;
+    return (uint32_t)(o - hit);
 }
 
 static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,

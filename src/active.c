@@ -96,7 +96,7 @@ static int act_grow(struct gt_wr *w, struct gt_view *v) {
         STORE(&a->hw, hw, relaxed);
         a->live = old->live;
     }
-    if ((r = gt__log_bytes(t, w->log, &w->g->members, GT_LINE, -1)) ||
+    if ((r = gt__log_counters(w)) ||
         (r = gt__view_publish(w, LOAD(&w->g->store_off, relaxed),
                               LOAD(&w->g->cap, relaxed), off)))
         return r;
@@ -150,7 +150,7 @@ int gt__act_add(struct gt_wr *w, struct gt_view *v, uint64_t slot,
     uint32_t e = (uint32_t)__builtin_ctzll(~occ);
     if ((r = gt__log_bytes(t, w->log, ch, 16, 0)))
         return r;
-    if ((r = gt__log_bytes(t, w->log, &w->g->members, GT_LINE, -1)))
+    if ((r = gt__log_counters(w)))
         return r;
     uint64_t seqno = LOAD(&w->g->act_seq, relaxed) + 1;
     GT_HOOK("act_add");

@@ -217,7 +217,7 @@ int gt__store_rebuild(struct gt_wr *w, uint64_t members) {
     }
     GT_HOOK("rebuild_copied");
     struct gt_guild *gg = g;
-    if ((r = gt__log_bytes(t, w->log, &gg->members, GT_LINE, -1)))
+    if ((r = gt__log_counters(w)))
         return r;
     if ((r = gt__view_publish(w, off, cap, act_off)))
         return r;

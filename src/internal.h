@@ -511,6 +511,8 @@ struct gt_wr {
     uint32_t slot;
     uint32_t gidx;
     uint32_t stat; /* counted when it commits (enum gt_stat; GT_ST_COUNT: no) */
+    uint32_t counters_ent; /* the log entry that last held g's counters line
+                              (gt__log_counters checks it still does) */
 };
 int gt__glock(gt_table *t) GT_INTERNAL;
 int gt__gunlock(gt_table *t) GT_INTERNAL;
@@ -531,6 +533,22 @@ void gt__wr_abort(struct gt_wr *w) GT_INTERNAL;
 void gt__wr_rollback(struct gt_wr *w) GT_INTERNAL;
 int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
                   int seq_rel) GT_INTERNAL;
+int gt__log_new(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
+                int seq_rel) GT_INTERNAL;
+/* Log the guild's counters line, which most writes change: found in the
+ * log by the entry it took last time, with no search. */
+static inline int gt__log_counters(struct gt_wr *w) {
+    const struct gt_log *l = w->log;
+    uint64_t off = gt_off(w->t, &w->g->members);
+    uint32_t i = w->counters_ent, n = LOAD(&l->n, relaxed);
+    if (i < n && l->ent[i].kind == GT_LOG_BYTES && l->ent[i].off == off &&
+        l->ent[i].len >= GT_LINE)
+        return 0;
+    /* where it goes if the log does not hold it yet; if it does, elsewhere,
+     * the next call searches again */
+    w->counters_ent = n;
+    return gt__log_bytes(w->t, w->log, &w->g->members, GT_LINE, -1);
+}
 int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
                    uint64_t off, uint32_t len, int32_t delta) GT_INTERNAL;
 void gt__log_rollback(gt_table *t, struct gt_log *log) GT_INTERNAL;

@@ -72,18 +72,10 @@ static void shared_copy(void *dst, const void *src, uint32_t len) {
     }
 }
 
-int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
-                  int seq_rel) {
-    uint64_t off = gt_off(t, p);
+/* Log the old bytes of [p, p + len), with seq_rel as gt__log_bytes. */
+static int log_append(struct gt_log *log, uint64_t off, const void *p,
+                      uint32_t len, int seq_rel, uint64_t bit) {
     uint32_t n = LOAD(&log->n, relaxed);
-    /* One entry per range and section is enough: the oldest bytes win. The
-     * filter spares most new ranges the search (a batch logs dozens). */
-    uint64_t bit = 1ull << (((off >> 3) * 0x9e3779b97f4a7c15ull) >> 58);
-    for (uint32_t i = 0; (log->seen & bit) && i < n; i++) {
-        const struct gt_log_ent *e = &log->ent[i];
-        if (e->kind == GT_LOG_BYTES && e->off == off && e->len >= len)
-            return 0;
-    }
     if (n >= log->ent_cap || log->data_used + len > log->data_cap) {
         /* An operation larger than its log: a bug. The section must not
          * commit half done: gt__gunlock rolls a failed section back. */
@@ -108,6 +100,32 @@ int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
     sig_fence();
     return 0;
 }
+
+/* The filter bit of a range at off (see struct gt_log). */
+static uint64_t seen_bit(uint64_t off) {
+    return 1ull << (((off >> 3) * 0x9e3779b97f4a7c15ull) >> 58);
+}
+
+int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
+                  int seq_rel) {
+    uint64_t off = gt_off(t, p), bit = seen_bit(off);
+    uint32_t n = LOAD(&log->n, relaxed);
+    /* One entry per range and section is enough: the oldest bytes win. The
+     * filter spares most new ranges the search (a batch logs dozens). */
+    for (uint32_t i = 0; (log->seen & bit) && i < n; i++) {
+        const struct gt_log_ent *e = &log->ent[i];
+        if (e->kind == GT_LOG_BYTES && e->off == off && e->len >= len)
+            return 0;
+    }
+    return log_append(log, off, p, len, seq_rel, bit);
+}
+
+int gt__log_new(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
+                int seq_rel) {
+    uint64_t off = gt_off(t, p);
+    return log_append(log, off, p, len, seq_rel, seen_bit(off));
+}
+
 
 int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
                    uint64_t off, uint32_t len, int32_t delta) {
@@ -484,6 +502,7 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
     w->slot = si;
     w->gidx = gt_guild_index(t, g);
     w->stat = GT_ST_COUNT;
+    w->counters_ent = UINT32_MAX;
     return 0;
 }
 

@@ -134,10 +134,6 @@ static void fetch_ahead(gt_table *t, uint64_t gid, uint64_t h) {
         fetch_home(t, gt_at(t, so), cap, h);
 }
 
-static int log_counters(struct gt_wr *w) {
-    return gt__log_bytes(w->t, w->log, &w->g->members, GT_LINE, -1);
-}
-
 static void add(a64 *c, int64_t d) {
     STORE(c, (uint64_t)((int64_t)LOAD(c, relaxed) + d), relaxed);
 }
@@ -173,10 +169,17 @@ static void write_words(struct gt_rec *r, const uint64_t w[8]) {
 static int rec_write(struct gt_wr *w, struct gt_rec *r, const uint64_t nw[8],
                      bool write_payload, const void *payload, uint32_t meta) {
     gt_table *t = w->t;
-    int e = gt__log_bytes(t, w->log, r, t->seg->g.stride,
-                          (int)offsetof(struct gt_rec, seq));
-    if (e)
-        return e;
+    /* Only this function makes a record's seqlock odd, after logging the
+     * record, and it stays odd until the section ends (gt__log_seal, or a
+     * rollback's restore; a store rebuild copies records with an even
+     * one). So odd: the record is in the log already; even: it is not, and
+     * no search of the log is needed. */
+    if (!(LOAD(&r->seq, relaxed) & 1u)) {
+        int e = gt__log_new(t, w->log, r, t->seg->g.stride,
+                            (int)offsetof(struct gt_rec, seq));
+        if (e)
+            return e;
+    }
     GT_HOOK("record");
     gt_seq_begin(&r->seq);
     write_words(r, nw);
@@ -243,7 +246,7 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
     uint8_t old = LOAD(ctrl, relaxed);
     struct gt_rec *rec = gt_rec_at(w->t, v->st, v->cap, slot);
     uint32_t idx = 0;
-    if ((r = log_counters(w)) ||
+    if ((r = gt__log_counters(w)) ||
         (r = act_sync(w, v, slot, 0, m, 0, &idx)))
         return r;
     uint64_t nw[8];
@@ -268,7 +271,7 @@ static int put_replace(struct gt_wr *w, struct gt_view *v, uint64_t slot,
     read_words(rec, ow);
     uint32_t oldf = (uint32_t)(ow[7] >> 32);
     uint32_t meta = LOAD(&rec->meta, relaxed), idx;
-    int r = log_counters(w);
+    int r = gt__log_counters(w);
     if (r == 0)
         r = act_sync(w, v, slot, oldf, m, meta & ~GT_REC_LIVE, &idx);
     if (r)
@@ -526,7 +529,7 @@ static int update(gt_table *t, uint64_t gid, uint64_t uid, enum upd kind,
     gt_member m;
     gt__rec_unpack(nw, &m);
     uint32_t meta = LOAD(&rec->meta, relaxed), idx;
-    if ((r = log_counters(&w)) ||
+    if ((r = gt__log_counters(&w)) ||
         (r = act_sync(&w, &v, slot, oldf, &m, meta & ~GT_REC_LIVE, &idx)) ||
         (r = rec_write(&w, rec, nw, false, NULL, GT_REC_LIVE | idx))) {
         gt__wr_abort(&w);
@@ -593,7 +596,7 @@ static int many_apply(struct gt_wr *w, struct gt_view *v,
     gt__rec_unpack(nw, &m);
     uint32_t meta = LOAD(&op->rec->meta, relaxed), idx;
     int r;
-    if ((r = log_counters(w)) ||
+    if ((r = gt__log_counters(w)) ||
         (r = act_sync(w, v, op->slot, op->oldf, &m, meta & ~GT_REC_LIVE,
                       &idx)) ||
         (r = rec_write(w, op->rec, nw, false, NULL, GT_REC_LIVE | idx)))
@@ -703,7 +706,7 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
     uint32_t oldf = (uint32_t)(ow[7] >> 32);
     uint32_t idx = LOAD(&rec->meta, relaxed) & ~GT_REC_LIVE;
     a8 *ctrl = &gt_ctrl(v.st)[slot];
-    if ((r = log_counters(&w)))
+    if ((r = gt__log_counters(&w)))
         goto fail;
     if (idx && (r = gt__act_remove(&w, &v, idx - 1)))
         goto fail;

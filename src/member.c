@@ -378,6 +378,8 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
          * that joins a set with room (bounded: part_max leaves room for
          * it), which may end a part. */
         uint64_t h[16], slot[16];
+        uint64_t news = 0; /* a bit per new member's hash: most members
+                              need no search for a repeat */
         size_t k = 0;
         int32_t fresh = 0;
         while (at + k < end && k < pmax) {
@@ -389,7 +391,8 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
                 act |= LOAD(&gt_rec_at(t, v.st, v.cap, si)->meta, relaxed) &
                        ~GT_REC_LIVE;
             bool repeat = false;
-            for (size_t j = 0; j < k && si == GT_NOT_FOUND; j++)
+            uint64_t bit = 1ull << (hi >> 58);
+            for (size_t j = 0; j < k && si == GT_NOT_FOUND && (news & bit); j++)
                 repeat |= slot[j] == GT_NOT_FOUND &&
                           m[at + j].user_id == m[i].user_id;
             bool joins = act && si == GT_NOT_FOUND && gt_act_room(&v);
@@ -397,6 +400,7 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
                 break;
             h[k] = hi;
             slot[k] = si;
+            news |= si == GT_NOT_FOUND ? bit : 0;
             fresh += si == GT_NOT_FOUND;
             k++;
             if (act)

@@ -119,7 +119,7 @@ int gt__act_add(struct gt_wr *w, struct gt_view *v, uint64_t slot,
                 const gt_member *m, uint32_t *idx) {
     gt_table *t = w->t;
     int r;
-    if (!gt_act_room(v)) {
+    if (!gt_act_room(v, 1)) {
         if ((r = act_grow(w, v)))
             return r;
     }

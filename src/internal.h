@@ -676,12 +676,13 @@ int gt__store_rebuild(struct gt_wr *w, uint64_t members) GT_INTERNAL;
 uint32_t gt__cap_for(uint64_t members) GT_INTERNAL;
 
 /* ---- active.c: fanout set ---------------------------------------------- */
-/* Whether gt__act_add can place one more entry in the view's set as it is:
- * then it logs a few bounded entries (the set's sizes, the chunk header,
- * the counters line, a bitmap word); otherwise it grows the set first.
- * Writer only, the guild locked. */
-static inline bool gt_act_room(const struct gt_view *v) {
-    return v->act && v->act->live < v->act->nchunks * GT_CHUNK_ENTRIES;
+/* Whether gt__act_add can place `adds` more entries in the view's set as
+ * it is: then each logs a few bounded entries (the set's sizes, the chunk
+ * header, the counters line, a bitmap word); otherwise it grows the set
+ * first. Writer only, the guild locked. */
+static inline bool gt_act_room(const struct gt_view *v, uint32_t adds) {
+    return v->act && v->act->live + (uint64_t)adds <=
+                         (uint64_t)v->act->nchunks * GT_CHUNK_ENTRIES;
 }
 int gt__act_add(struct gt_wr *w, struct gt_view *v, uint64_t slot,
                 const gt_member *m, uint32_t *idx) GT_INTERNAL;

@@ -251,8 +251,10 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
         return r;
     uint64_t nw[8];
     gt__rec_pack(m, nw);
+    /* the slot was free: its control byte is not in the log yet (no write
+     * frees a slot and fills it again in one section) */
     if ((r = rec_write(w, rec, nw, true, payload, GT_REC_LIVE | idx)) ||
-        (r = gt__log_bytes(w->t, w->log, ctrl, 1, -1)))
+        (r = gt__log_new(w->t, w->log, ctrl, 1, -1)))
         return r;
     GT_HOOK("insert_ctrl");
     /* pairs with the acquire fence after a reader's control group load */
@@ -330,15 +332,26 @@ GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
     return put(t, guild_id, m, payload, true);
 }
 
-/* Inserts in one part of gt_insert_many: bounded by the log, which holds
- * each one's record and control byte, and (in the room kept aside) the
- * counters line, the count reserved and one new entry of the fanout set. */
-static size_t part_max(const gt_table *t) {
-    const struct gt_log *l = &gt_slot_at(t, 0)->log;
-    size_t by_data = (l->data_cap - 4 * GT_LINE) / (t->seg->g.stride + 16);
-    size_t by_ents = (l->ent_cap - 8) / 2;
-    size_t k = by_data < by_ents ? by_data : by_ents;
-    return k < 1 ? 1 : k > 16 ? 16 : k;
+/* What a part of gt_insert_many may log, counted before it is applied so
+ * that it fits the log: each insert its record and control byte; a new
+ * member joining the fanout set (with room) at most the set's sizes, a
+ * chunk header and a bitmap word; the part the count it reserved and the
+ * counters line. The first insert always fits: a log holds two records
+ * and 2 KiB more (segment.c). */
+#define PART_INSERTS 16
+struct part_room {
+    uint32_t ents, bytes; /* left in the log */
+};
+static struct part_room part_room(const struct gt_wr *w) {
+    return (struct part_room){w->log->ent_cap - 2, w->log->data_cap - GT_LINE};
+}
+static bool part_take(struct part_room *pr, uint32_t stride, bool joins) {
+    uint32_t ents = 2 + (joins ? 3 : 0), bytes = stride + 8 + (joins ? 32 : 0);
+    if (ents > pr->ents || bytes > pr->bytes)
+        return false;
+    pr->ents -= ents;
+    pr->bytes -= bytes;
+    return true;
 }
 
 /* One hold of the guild's lock in gt_insert_many: members [at, end).
@@ -357,7 +370,7 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
     wview(&w, &v);
     struct gt_guild *g = w.g;
     uint32_t ps = t->seg->g.payload_size;
-    size_t pmax = part_max(t);
+    size_t pmax = PART_INSERTS;
     int added = 0;
     /* Room for every insert of the hold first, in a part of its own: then
      * no insert of a part has to grow the storage. */
@@ -373,13 +386,15 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
     ahead_from(&ah, at, end);
     while (at < end) {
         /* Form a part: find each member, stop before a repeat of a new one
-         * (it would be taken for new twice) and put a change to the fanout
-         * set (unbounded log use) in a part of its own, except a new member
-         * that joins a set with room (bounded: part_max leaves room for
-         * it), which may end a part. */
-        uint64_t h[16], slot[16];
+         * (it would be taken for new twice) or where the log would be full,
+         * and put a change to the fanout set (unbounded log use) in a part
+         * of its own, except a new member that joins a set with room for
+         * it and for the part's other joiners (bounded, and counted). */
+        uint64_t h[PART_INSERTS], slot[PART_INSERTS];
         uint64_t news = 0; /* a bit per new member's hash: most members
                               need no search for a repeat */
+        struct part_room pr = part_room(&w);
+        uint32_t joiners = 0;
         size_t k = 0;
         int32_t fresh = 0;
         while (at + k < end && k < pmax) {
@@ -395,16 +410,19 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
             for (size_t j = 0; j < k && si == GT_NOT_FOUND && (news & bit); j++)
                 repeat |= slot[j] == GT_NOT_FOUND &&
                           m[at + j].user_id == m[i].user_id;
-            bool joins = act && si == GT_NOT_FOUND && gt_act_room(&v);
-            if (k && (repeat || (act && !joins)))
-                break;
+            bool joins = act && si == GT_NOT_FOUND &&
+                         gt_act_room(&v, joiners + 1);
+            bool fits = part_take(&pr, t->seg->g.stride, joins);
+            if (k && (repeat || (act && !joins) || !fits))
+                break; /* (the first always fits) */
             h[k] = hi;
             slot[k] = si;
             news |= si == GT_NOT_FOUND ? bit : 0;
             fresh += si == GT_NOT_FOUND;
+            joiners += joins;
             k++;
-            if (act)
-                break;
+            if (act && !joins)
+                break; /* a part of its own */
         }
         if (fresh && (r = gt__count_reserve(&w, fresh))) {
             if (r != GT_EFULL || k == 1)

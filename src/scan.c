@@ -233,13 +233,14 @@ static int scan_store(gt_table *t, struct gt_view *v, const struct gt_scan *sc,
 /* Copy into hit[] the entries of a fanout-set chunk that pass the filter,
  * under the chunk's seqlock (the caller checks it; what a torn read let
  * through is dropped with it when the check fails): returns how many. An
- * entry activated after the scan began (act_seq) is skipped. With records
- * to visit (record), each entry's storage slot goes to slot[]. hit[].m and
- * .payload are left unset. Inlined once per case: no test of the case per
- * entry. */
+ * entry activated after the scan began (act_seq) is skipped; the flags
+ * are tested only if flagged. With records to visit (record), each
+ * entry's storage slot goes to slot[]. hit[].m and .payload are left
+ * unset. Inlined once per case: no test of the case per entry. */
 static inline __attribute__((always_inline)) uint32_t
-chunk_copy(const struct gt_chunk *ch, bool record, const struct gt_filt *filt,
-           uint32_t act_seq, struct gt_hit *hit, uint32_t *slot) {
+chunk_copy(const struct gt_chunk *ch, bool record, bool flagged,
+           const struct gt_filt *filt, uint32_t act_seq, struct gt_hit *hit,
+           uint32_t *slot) {
     uint64_t occ = LOAD(&ch->occ, relaxed);
     struct gt_hit *o = hit;
     while (occ) {
@@ -247,8 +248,9 @@ chunk_copy(const struct gt_chunk *ch, bool record, const struct gt_filt *filt,
         occ &= occ - 1;
         uint32_t a32 = LOAD(&x->act32, relaxed);
         uint32_t worker = LOAD(&x->worker, relaxed);
-        uint32_t flags = LOAD(&x->flags, relaxed);
-        if ((int32_t)(a32 - act_seq) > 0 || !gt_filt_flags(filt, flags, worker))
+        if ((int32_t)(a32 - act_seq) > 0 ||
+            (flagged &&
+             !gt_filt_flags(filt, LOAD(&x->flags, relaxed), worker)))
             continue;
         if (record)
             slot[o - hit] = LOAD(&x->slot, relaxed);
@@ -271,6 +273,11 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
         gt__act_bytes(nchunks) > geo->file_size - gt_off(t, a))
         return GT_ECORRUPT;
     bool record = sc->need_member || sc->filt.roles;
+    /* every entry of the set is active (the set holds the active members,
+     * and a chunk read whole is consistent): a filter that asks only that
+     * needs no test per entry */
+    bool flagged = sc->filt.set != GT_ACTIVE || sc->filt.clear ||
+                   sc->filt.match_worker;
     /* a copy the compiler keeps in registers: the stores into hit[] below
      * could otherwise alias it */
     const struct gt_filt filt = sc->filt;
@@ -287,10 +294,10 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                     return r;
                 continue;
             }
-            n = record ? chunk_copy(ch, true, &filt, (uint32_t)act_seq, hit,
-                                    slot)
-                       : chunk_copy(ch, false, &filt, (uint32_t)act_seq, hit,
-                                    slot);
+            uint32_t as = (uint32_t)act_seq;
+            n = record    ? chunk_copy(ch, true, true, &filt, as, hit, slot)
+                : flagged ? chunk_copy(ch, false, true, &filt, as, hit, slot)
+                          : chunk_copy(ch, false, false, &filt, as, hit, slot);
             /* pairs with the release fence of the chunk's gt_seq_begin */
             atomic_thread_fence(memory_order_acquire);
             if (LOAD(&ch->seq, relaxed) == s1)

@@ -533,6 +533,9 @@ void gt__wr_abort(struct gt_wr *w) GT_INTERNAL;
 void gt__wr_rollback(struct gt_wr *w) GT_INTERNAL;
 int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
                   int seq_rel) GT_INTERNAL;
+/* gt__log_bytes for a range the caller knows the log does not hold yet
+ * (in this section): no search for it. A range logged twice all the same
+ * costs only room: a rollback restores the oldest copy last. */
 int gt__log_new(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
                 int seq_rel) GT_INTERNAL;
 /* Log the guild's counters line, which most writes change: found in the

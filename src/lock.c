@@ -126,7 +126,6 @@ int gt__log_new(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
     return log_append(log, off, p, len, seq_rel, seen_bit(off));
 }
 
-
 int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
                    uint64_t off, uint32_t len, int32_t delta) {
     uint32_t n = LOAD(&log->n, relaxed);

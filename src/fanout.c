@@ -55,9 +55,14 @@ static size_t fan_bytes(uint32_t cap) {
                                         3 * sizeof(uint32_t));
 }
 
+/* Batch i of the batches at buf. */
+static gt_recipient *batch_at(gt_recipient *buf, uint32_t i) {
+    return buf + (size_t)i * GT_FANOUT_BATCH;
+}
+
 /* Recipients waiting in batch i. */
 static uint32_t pending(const struct fan *f, uint32_t i) {
-    return (uint32_t)(f->at[i] - (f->buf + (size_t)i * GT_FANOUT_BATCH));
+    return (uint32_t)(f->at[i] - batch_at(f->buf, i));
 }
 
 /* (Re)size to cap batches, keeping the first f->count. Only the first,
@@ -69,14 +74,14 @@ static int fan_resize(struct fan *f, uint32_t cap) {
         return GT_ENOMEM;
     gt_recipient *buf =
         (gt_recipient *)gt_align_up((uintptr_t)mem, BATCH_BYTES);
-    gt_recipient **at = (gt_recipient **)(buf + (size_t)cap * GT_FANOUT_BATCH);
+    gt_recipient **at = (gt_recipient **)batch_at(buf, cap);
     uint32_t *worker = (uint32_t *)(at + cap);
     uint32_t *map = worker + cap;
     memset(map, 0, 2 * cap * sizeof *map);
     for (uint32_t i = 0; i < f->count; i++) {
-        gt_recipient *b = buf + (size_t)i * GT_FANOUT_BATCH;
+        gt_recipient *b = batch_at(buf, i);
         uint32_t n = pending(f, i);
-        memcpy(b, f->buf + (size_t)i * GT_FANOUT_BATCH, n * sizeof *b);
+        memcpy(b, batch_at(f->buf, i), n * sizeof *b);
         at[i] = b + n;
         worker[i] = f->worker[i];
         if (worker[i] >= SMALL_WORKERS) {
@@ -122,7 +127,7 @@ static int batch_of(struct fan *f, uint32_t worker, uint32_t *out) {
     }
     uint32_t b = f->count++;
     f->worker[b] = worker;
-    f->at[b] = f->buf + (size_t)b * GT_FANOUT_BATCH;
+    f->at[b] = batch_at(f->buf, b);
     if (worker < SMALL_WORKERS)
         f->small[worker] = (uint16_t)(b + 1);
     else
@@ -182,10 +187,11 @@ GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *filter,
     uint64_t start = gt__stat_fanout_start();
     fan_depth++;
     r = gt__scan(t, guild_id, &sc);
-    for (uint32_t b = 0; r == 0 && b < f->count; b++)
-        if (pending(f, b))
-            r = fn(ctx, f->worker[b], f->buf + (size_t)b * GT_FANOUT_BATCH,
-                   pending(f, b));
+    for (uint32_t b = 0; r == 0 && b < f->count; b++) {
+        uint32_t n = pending(f, b);
+        if (n)
+            r = fn(ctx, f->worker[b], batch_at(f->buf, b), n);
+    }
     fan_depth--;
     uint32_t slot; /* the slot the scan pinned: no slot, no scan */
     if (r != GT_ENOENT && gt__slot(t, &slot) == 0)

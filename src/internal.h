@@ -531,6 +531,11 @@ int gt__count_reserve(struct gt_wr *w, int32_t delta) GT_INTERNAL;
 int gt__log_retire(struct gt_wr *w, uint64_t off, uint64_t bytes) GT_INTERNAL;
 void gt__wr_abort(struct gt_wr *w) GT_INTERNAL;
 void gt__wr_rollback(struct gt_wr *w) GT_INTERNAL;
+/* Whether log entry e already holds the old bytes of [off, off + len). */
+static inline bool gt_log_holds(const struct gt_log_ent *e, uint64_t off,
+                                uint32_t len) {
+    return e->kind == GT_LOG_BYTES && e->off == off && e->len >= len;
+}
 int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
                   int seq_rel) GT_INTERNAL;
 /* gt__log_bytes for a range the caller knows the log does not hold yet
@@ -544,8 +549,7 @@ static inline int gt__log_counters(struct gt_wr *w) {
     const struct gt_log *l = w->log;
     uint64_t off = gt_off(w->t, &w->g->members);
     uint32_t i = w->counters_ent, n = LOAD(&l->n, relaxed);
-    if (i < n && l->ent[i].kind == GT_LOG_BYTES && l->ent[i].off == off &&
-        l->ent[i].len >= GT_LINE)
+    if (i < n && gt_log_holds(&l->ent[i], off, GT_LINE))
         return 0;
     /* where it goes if the log does not hold it yet; if it does, elsewhere,
      * the next call searches again */

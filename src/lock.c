@@ -112,11 +112,9 @@ int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
     uint32_t n = LOAD(&log->n, relaxed);
     /* One entry per range and section is enough: the oldest bytes win. The
      * filter spares most new ranges the search (a batch logs dozens). */
-    for (uint32_t i = 0; (log->seen & bit) && i < n; i++) {
-        const struct gt_log_ent *e = &log->ent[i];
-        if (e->kind == GT_LOG_BYTES && e->off == off && e->len >= len)
+    for (uint32_t i = 0; (log->seen & bit) && i < n; i++)
+        if (gt_log_holds(&log->ent[i], off, len))
             return 0;
-    }
     return log_append(log, off, p, len, seq_rel, bit);
 }
 

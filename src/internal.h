@@ -596,8 +596,8 @@ void gt__punch_locked(gt_table *t, bool committed) GT_INTERNAL;
 void gt__dir_rebuild_locked(gt_table *t) GT_INTERNAL;
 uint64_t gt__dir_home(gt_table *t, uint64_t id) GT_INTERNAL;
 struct gt_guild *gt__guild_find(gt_table *t, uint64_t id) GT_INTERNAL;
-/* gt__guild_find through the handle's cache first (the hot path). */
-static inline struct gt_guild *gt_guild_lookup(gt_table *t, uint64_t id) {
+/* The live guild id as the handle's cache has it, or NULL. */
+static inline struct gt_guild *gt_guild_cached(gt_table *t, uint64_t id) {
     uint64_t c = id & 63;
     if (LOAD(&t->gcache[c].id, relaxed) == id) {
         uint64_t idx = LOAD(&t->gcache[c].idx, relaxed);
@@ -609,7 +609,12 @@ static inline struct gt_guild *gt_guild_lookup(gt_table *t, uint64_t id) {
                 return g;
         }
     }
-    return gt__guild_find(t, id);
+    return NULL;
+}
+/* gt__guild_find through the handle's cache first (the hot path). */
+static inline struct gt_guild *gt_guild_lookup(gt_table *t, uint64_t id) {
+    struct gt_guild *g = gt_guild_cached(t, id);
+    return g ? g : gt__guild_find(t, id);
 }
 int gt__guild_get(gt_table *t, uint64_t id, bool create,
                   struct gt_guild **out, bool *created) GT_INTERNAL;

@@ -1,0 +1,169 @@
+/* test_lookup.c - a lookup that a writer overtakes returns one whole
+ * version of the member, or none if it was deleted: never a mix of two
+ * versions, never a deleted member.
+ *
+ * Deterministic, with the test library's stop points (src/hooks.c): a
+ * reader process stops inside its lookup, at "lookup_record" (the record
+ * found by its control byte, not read yet) or at "lookup_copy" (half of the
+ * record copied out); the test replaces or deletes the member meanwhile, then
+ * resumes the reader. gt_lookup is stopped in its straight pass
+ * (lookup_fast in src/member.c), gt_lookup_many in the full probe, so both
+ * ways of reading a record are checked. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define G 7u
+/* The reader looks up each of TRIES members in turn (x): with a seed of
+ * its own, a table may place one member where the straight pass does not
+ * look, or behind another member with the same tag, and the reader then
+ * stops in the full probe or at the other record instead; one of four
+ * members in a fresh table misses the straight pass about one time in
+ * eight. */
+#define TRIES 4
+#define X0 4242u
+#define PAY 24
+
+struct result {
+    int rc;
+    uint8_t found; /* gt_lookup_many's */
+    gt_member m;
+    uint8_t pay[PAY];
+};
+
+static const char *name;
+static struct result *res; /* shared with the reader */
+static const char *stop_at;
+static bool batch; /* the reader calls gt_lookup_many, not gt_lookup */
+static uint64_t x;  /* the member it looks up */
+
+static int reader(void *arg) {
+    (void)arg;
+    gt_table *t;
+    if (gt_open(name, NULL, &t))
+        return 1;
+    /* a first lookup puts G in the handle's cache, which the straight
+     * pass needs */
+    if (gt_lookup(t, G, 1, NULL, NULL))
+        return 2;
+    setenv("GT_CRASH_AT", stop_at, 1);
+    if (batch) {
+        uint64_t id = x;
+        res->rc = gt_lookup_many(t, G, &id, 1, &res->m, res->pay, &res->found);
+    } else {
+        res->rc = gt_lookup(t, G, x, &res->m, res->pay);
+    }
+    unsetenv("GT_CRASH_AT");
+    gt_close(t);
+    return 0;
+}
+
+static void stopped(pid_t p) {
+    int st;
+    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
+    cr_assert(WIFSTOPPED(st), "pid %d did not stop (status %#x)", (int)p, st);
+}
+
+static void put(gt_table *t, uint64_t user, uint8_t version) {
+    gt_member m = tc_member(user, version);
+    uint8_t pay[PAY];
+    memset(pay, version, PAY);
+    cr_assert_eq(gt_insert(t, G, &m, pay), 0);
+}
+
+/* For each of TRIES members x: a guild of 21 members with x at version 1;
+ * a reader of x stopped at `at`, with `write` done meanwhile; `check` of
+ * the reader's result. */
+static void overtake(const char *at, bool many, void (*write)(gt_table *),
+                     void (*check)(void)) {
+    stop_at = at;
+    batch = many;
+    res = tc_shared(sizeof *res);
+    for (x = X0; x < X0 + TRIES; x++) {
+        name = tc_name("lookup");
+        memset(res, 0, sizeof *res);
+        res->rc = 99;
+        gt_table *t = tc_open(name, 1000, 4, PAY);
+        /* few members, so that x's tag rarely matches another's on the way
+         * (a reader stopped at another record checks nothing); storage of
+         * at most 64 slots, which a delete does not shrink: the reader's
+         * view stays, so only x's record tells it x is gone */
+        for (uint64_t u = 1; u <= 20; u++)
+            put(t, u, 1);
+        put(t, x, 1);
+        pid_t p = tc_spawn(reader, NULL);
+        stopped(p);
+        write(t);
+        kill(p, SIGCONT);
+        tc_reap(&p, 1, "reader");
+        check();
+        gt_check_report rep = {0};
+        cr_assert_eq(gt_check(t, &rep), 0, "%lu violations",
+                     (unsigned long)rep.violations);
+        tc_drop(t, name);
+    }
+}
+
+static void replace(gt_table *t) {
+    put(t, x, 2);
+}
+
+static void delete(gt_table *t) {
+    cr_assert_eq(gt_delete(t, G, x), 0);
+}
+
+/* The reader copied x out at version 2, whole. */
+static void whole_version_2(void) {
+    gt_member want = tc_member(x, 2);
+    cr_assert_eq(memcmp(&res->m, &want, sizeof want), 0,
+                 "not version 2 whole: session %#lx (v2 %#lx), roles[3] %#lx "
+                 "(v2 %#lx)",
+                 (unsigned long)res->m.session_id,
+                 (unsigned long)want.session_id,
+                 (unsigned long)res->m.roles[3],
+                 (unsigned long)want.roles[3]);
+    for (int i = 0; i < PAY; i++)
+        cr_assert_eq(res->pay[i], 2, "payload byte %d", i);
+}
+
+static void got_version_2(void) {
+    cr_assert_eq(res->rc, 0);
+    whole_version_2();
+}
+
+static void found_version_2(void) {
+    cr_assert_eq(res->rc, 1); /* members found */
+    cr_assert_eq(res->found, 1);
+    whole_version_2();
+}
+
+static void got_none(void) {
+    cr_assert_eq(res->rc, GT_ENOENT);
+}
+
+static void found_none(void) {
+    cr_assert_eq(res->rc, 0);
+    cr_assert_eq(res->found, 0);
+}
+
+Test(fault, a_lookup_overtaken_mid_copy_returns_the_new_version) {
+    overtake("lookup_copy:1:stop", false, replace, got_version_2);
+}
+
+Test(fault, a_batch_lookup_overtaken_mid_copy_returns_the_new_version) {
+    overtake("lookup_copy:1:stop", true, replace, found_version_2);
+}
+
+Test(fault, a_lookup_overtaken_by_a_delete_finds_nothing) {
+    overtake("lookup_record:1:stop", false, delete, got_none);
+}
+
+Test(fault, a_batch_lookup_overtaken_by_a_delete_finds_nothing) {
+    overtake("lookup_record:1:stop", true, delete, found_none);
+}

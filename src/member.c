@@ -852,15 +852,15 @@ static inline int rec_get(gt_table *t, struct gt_guild *g,
     }
 }
 
-/* One member's probe of a view: 1 (found, copied out), 0 (absent) or a
+/* One member's probe of a view from control group grp on, with mask
+ * (MSB bits) over grp's slots: 1 (found, copied out), 0 (absent) or a
  * negative error. Reads only inside the block; the caller re-checks the
  * view afterwards. */
-static inline int probe(gt_table *t, struct gt_guild *g,
-                        const struct gt_store *st, uint64_t cap, uint64_t h,
-                        uint64_t uid, gt_member *out, void *payload) {
+static inline int probe_from(gt_table *t, struct gt_guild *g,
+                             const struct gt_store *st, uint64_t cap,
+                             uint64_t h, uint64_t uid, gt_member *out,
+                             void *payload, uint64_t grp, uint64_t mask) {
     uint64_t tagw = LSB * (h & 0x7f);
-    uint64_t pos = gt_fastrange(h, cap), grp = pos & ~7ull;
-    uint64_t mask = MSB & (~0ull << ((pos & 7) * 8));
     for (uint64_t n = 0; n <= cap / 8; n++) {
         uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + grp),
                           relaxed);
@@ -883,6 +883,23 @@ static inline int probe(gt_table *t, struct gt_guild *g,
             grp = 0;
     }
     return 0;
+}
+
+/* The probe from the member's home slot on. */
+static inline int probe(gt_table *t, struct gt_guild *g,
+                        const struct gt_store *st, uint64_t cap, uint64_t h,
+                        uint64_t uid, gt_member *out, void *payload) {
+    uint64_t pos = gt_fastrange(h, cap);
+    return probe_from(t, g, st, cap, h, uid, out, payload, pos & ~7ull,
+                      MSB & (~0ull << ((pos & 7) * 8)));
+}
+
+/* The probe on past the two groups lookup_fast reads, out of its line. */
+static __attribute__((noinline)) int
+probe_on(gt_table *t, struct gt_guild *g, const struct gt_store *st,
+         uint64_t cap, uint64_t h, uint64_t uid, gt_member *out,
+         void *payload, uint64_t grp) {
+    return probe_from(t, g, st, cap, h, uid, out, payload, grp, MSB);
 }
 
 /* A consistent read of the view lookups probe: 1 (st, cap set), 0 (the
@@ -927,17 +944,19 @@ static inline int lookup_recheck(gt_table *t, struct gt_guild *g,
 /* What lookup_fast returns when the lookup needs the full path. */
 #define LOOKUP_SLOW 1
 
-/* The usual lookup in one straight pass, with no retry and no call: the
- * guild is in the handle's cache, no writer holds its view or the member's
- * record, and the member is the first tag match in the rest of its home
- * control group or in the next group, or an empty slot before any match
- * says it is absent (19 lookups in 20 in the benchmark's guild). Returns 0
- * (found, out filled), GT_ENOENT (absent), or LOOKUP_SLOW for anything
- * else, which lookup_slow then handles from the start: everything read
- * here is validated before it is returned, and nothing is written, so
- * giving up midway has no effect. Kept apart from lookup_slow so that its
- * few values stay in registers and more independent lookups fit in the
- * CPU's window at once. */
+/* The usual lookup in one straight pass, with no retry: the guild is in
+ * the handle's cache, no writer holds its view or the member's record, and
+ * the member is the first tag match in the rest of its home control group
+ * or in the next group, or an empty slot before any match says it is
+ * absent; a probe that must go past the two groups goes on out of line
+ * (probe_on). Returns 0 (found, out filled), GT_ENOENT (absent), a
+ * negative error of the probe, or LOOKUP_SLOW for anything else (99
+ * lookups of existing members in 100 do without it in the benchmark's
+ * guild), which lookup_slow then handles from the start: everything read
+ * here is validated before it is returned, and nothing is written but out
+ * and payload, so giving up midway has no effect. Kept apart from
+ * lookup_slow so that its few values stay in registers and more
+ * independent lookups fit in the CPU's window at once. */
 static inline __attribute__((always_inline)) int
 lookup_fast(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
             void *payload) {
@@ -966,16 +985,22 @@ lookup_fast(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
     uint64_t tagw = LSB * (h & 0x7f), mask = MSB & (~0ull << ((pos & 7) * 8));
     uint64_t x = c0 ^ tagw, m = ((x - LSB) & ~x & MSB) & mask;
     if (!m) {
+        int found = 0; /* an EMPTY slot ends the probe */
         if (!(c0 & ~(c0 << 6) & MSB & mask)) { /* no EMPTY: on */
             grp = next;
             x = c1 ^ tagw;
             m = (x - LSB) & ~x & MSB;
-            if (!m && GT_UNLIKELY(!(c1 & ~(c1 << 6) & MSB)))
-                return LOOKUP_SLOW; /* no match, and the probe goes on */
+            if (!m && !(c1 & ~(c1 << 6) & MSB) &&
+                (found = probe_on(t, g, st, cap, h, uid, out, payload,
+                                  grp + 8 < cap ? grp + 8 : 0)) < 0)
+                return found;
         }
-        if (!m) { /* an EMPTY slot ends the probe */
+        if (!m) {
+            /* pairs with the release fence of the writer's vseq begin */
             atomic_thread_fence(memory_order_acquire);
-            return LOAD(&g->vseq, relaxed) == vs ? GT_ENOENT : LOOKUP_SLOW;
+            if (LOAD(&g->vseq, relaxed) != vs)
+                return LOOKUP_SLOW;
+            return found ? 0 : GT_ENOENT;
         }
     }
     const struct gt_rec *r =

@@ -1024,8 +1024,8 @@ lookup_fast(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
     return 0;
 }
 
-/* Every lookup lookup_fast does not finish: retries while writers hold
- * what it reads, probes past the home group, and reports the errors. */
+/* Every lookup lookup_fast gives up: from the start, retrying while
+ * writers hold what it reads, and reporting the errors. */
 static __attribute__((noinline)) int
 lookup_slow(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
             void *payload) {

@@ -21,11 +21,10 @@
 
 #define G 7u
 /* The reader looks up each of TRIES members in turn (x): with a seed of
- * its own, a table may place one member where the straight pass does not
- * look, or behind another member with the same tag, and the reader then
- * stops in the full probe or at the other record instead; one of four
- * members in a fresh table misses the straight pass about one time in
- * eight. */
+ * its own, a table may place one member past the two control groups the
+ * straight pass reads, or behind another member with the same tag, and the
+ * reader then stops in the probe that goes on or at the other record
+ * instead (with one member, about one run in eight did). */
 #define TRIES 4
 #define X0 4242u
 #define PAY 24

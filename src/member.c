@@ -925,6 +925,7 @@ static inline int lookup_view(gt_table *t, struct gt_guild *g, uint64_t gid,
         if (GT_UNLIKELY(!gt_store_ok(&t->seg->g, so, *cap, t->stride)))
             return GT_ECORRUPT;
         *st = gt_at(t, so);
+        GT_HOOK("lookup_view"); /* tests/fault/test_lookup.c stops here */
         return 1;
     }
 }
@@ -969,6 +970,7 @@ lookup_fast(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
                     LOAD(&g->id, relaxed) != gid || !so ||
                     !gt_store_ok(&t->seg->g, so, cap, t->stride)))
         return LOOKUP_SLOW;
+    GT_HOOK("lookup_view");
     /* (so, cap) may be torn by a writer that replaced the view since vs: it
      * is still inside the file (gt_store_ok), and the check of vseq at the
      * end refuses what was read through it */

@@ -1,12 +1,15 @@
 /* test_lookup.c - a lookup that a writer overtakes returns one whole
  * version of the member, or none if it was deleted: never a mix of two
- * versions, never a deleted member.
+ * versions, never a deleted member, never what another guild's storage
+ * holds in a block the member's guild gave up under it.
  *
  * Deterministic, with the test library's stop points (src/hooks.c): a
- * reader process stops inside its lookup, at "lookup_record" (the record
- * found by its control byte, not read yet) or at "lookup_copy" (half of the
- * record copied out); the test replaces or deletes the member meanwhile, then
- * resumes the reader. gt_lookup is stopped in its straight pass
+ * reader process stops inside its lookup, at "lookup_view" (the guild's
+ * storage found, nothing in it read yet), "lookup_record" (the record found
+ * by its control byte, not read yet) or "lookup_copy" (half of the record
+ * copied out); the test replaces or deletes the member, or moves its
+ * guild to new storage and gives the old block to another guild,
+ * meanwhile, then resumes the reader. gt_lookup is stopped in its straight pass
  * (lookup_fast in src/member.c), gt_lookup_many in the full probe, so both
  * ways of reading a record are checked. */
 #include <criterion/criterion.h>
@@ -18,8 +21,12 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "internal.h"
 
 #define G 7u
+#define H 8u     /* gets G's old block */
+#define BUDDY 9u /* holds the block next to G's: freeing G's merges nothing */
+#define OTHER 10u
 /* The reader looks up each of TRIES members in turn (x): with a seed of
  * its own, a table may place one member past the two control groups the
  * straight pass reads, or behind another member with the same tag, and the
@@ -165,4 +172,113 @@ Test(fault, a_lookup_overtaken_by_a_delete_finds_nothing) {
 
 Test(fault, a_batch_lookup_overtaken_by_a_delete_finds_nothing) {
     overtake("lookup_record:1:stop", true, delete, found_none);
+}
+
+/* ---- the storage replaced, its block reused ---- */
+
+/* G, of 21 members, x at version 1, gets new storage, and H gets G's old
+ * block, which H fills with the same members at the same slots, but for x
+ * at version 2 (with_x) or no x at all: what the reader finds there is a
+ * member of H, or nothing where G has x. */
+static void reuse(gt_table *t, bool with_x) {
+    struct gt_guild *g = gt_guild_lookup(t, G);
+    uint64_t old_off = LOAD(&g->store_off, relaxed);
+    uint32_t cap = LOAD(&g->cap, relaxed);
+    cr_assert_eq(gt_guild_reserve(t, G, 500), 0); /* new storage */
+    cr_assert_neq(LOAD(&g->store_off, relaxed), old_off);
+    /* commits reclaim retired blocks no reader holds (a lookup holds none;
+     * OTHER has room: these inserts allocate nothing) */
+    for (uint64_t u = 1; u <= 8; u++) {
+        gt_member m = tc_member(u, u);
+        cr_assert_eq(gt_insert(t, OTHER, &m, NULL), 0);
+    }
+    cr_assert_eq(gt_guild_reserve(t, H, 21), 0);
+    struct gt_guild *h = gt_guild_lookup(t, H);
+    cr_assert_eq(LOAD(&h->store_off, relaxed), old_off,
+                 "the allocator did not reuse the block (else the test "
+                 "proves nothing)");
+    cr_assert_eq(LOAD(&h->cap, relaxed), cap);
+    for (uint64_t u = 1; u <= 20; u++) { /* G's order: G's slots */
+        gt_member m = tc_member(u, 1);
+        uint8_t pay[PAY];
+        memset(pay, 1, PAY);
+        cr_assert_eq(gt_insert(t, H, &m, pay), 0);
+    }
+    if (with_x) {
+        gt_member m = tc_member(x, 2);
+        uint8_t pay[PAY];
+        memset(pay, 2, PAY);
+        cr_assert_eq(gt_insert(t, H, &m, pay), 0);
+    }
+}
+
+static void reuse_with_x(gt_table *t) {
+    reuse(t, true);
+}
+
+static void reuse_without_x(gt_table *t) {
+    reuse(t, false);
+}
+
+/* A reader of x stopped with G's old view in hand, and `write` done. */
+static void overtake_view(bool many, void (*write)(gt_table *)) {
+    stop_at = "lookup_view:1:stop";
+    batch = many;
+    x = X0;
+    res = tc_shared(sizeof *res);
+    res->rc = 99;
+    name = tc_name("lookup");
+    gt_table *t = tc_open(name, 10000, 16, PAY);
+    cr_assert_eq(gt_guild_reserve(t, G, 21), 0);
+    cr_assert_eq(gt_guild_reserve(t, BUDDY, 21), 0);
+    cr_assert_eq(gt_guild_reserve(t, OTHER, 64), 0);
+    for (uint64_t u = 1; u <= 20; u++)
+        put(t, u, 1);
+    put(t, x, 1);
+    pid_t p = tc_spawn(reader, NULL);
+    stopped(p);
+    write(t);
+    kill(p, SIGCONT);
+    tc_reap(&p, 1, "reader");
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0, "%lu violations",
+                 (unsigned long)rep.violations);
+    tc_drop(t, name);
+}
+
+/* The reader must still find G's x, version 1, whole. */
+static void whole_version_1(void) {
+    gt_member want = tc_member(x, 1);
+    cr_assert_eq(memcmp(&res->m, &want, sizeof want), 0,
+                 "not G's x: session %#lx (G's %#lx)",
+                 (unsigned long)res->m.session_id,
+                 (unsigned long)want.session_id);
+    for (int i = 0; i < PAY; i++)
+        cr_assert_eq(res->pay[i], 1, "payload byte %d", i);
+}
+
+Test(fault, a_lookup_never_returns_a_member_of_a_reused_block) {
+    overtake_view(false, reuse_with_x);
+    cr_assert_eq(res->rc, 0);
+    whole_version_1();
+}
+
+Test(fault, a_batch_lookup_never_returns_a_member_of_a_reused_block) {
+    overtake_view(true, reuse_with_x);
+    cr_assert_eq(res->rc, 1);
+    cr_assert_eq(res->found, 1);
+    whole_version_1();
+}
+
+Test(fault, a_lookup_never_misses_a_member_by_a_reused_block) {
+    overtake_view(false, reuse_without_x);
+    cr_assert_eq(res->rc, 0, "x of G not found: %d", res->rc);
+    whole_version_1();
+}
+
+Test(fault, a_batch_lookup_never_misses_a_member_by_a_reused_block) {
+    overtake_view(true, reuse_without_x);
+    cr_assert_eq(res->rc, 1);
+    cr_assert_eq(res->found, 1, "x of G not found");
+    whole_version_1();
 }

@@ -907,6 +907,7 @@ probe_on(gt_table *t, struct gt_guild *g, const struct gt_store *st,
 static inline int lookup_view(gt_table *t, struct gt_guild *g, uint64_t gid,
                               struct gt_wait *wt, uint32_t *vs,
                               const struct gt_store **st, uint64_t *cap) {
+    GT_HOOK("lookup_guild"); /* tests/fault/test_lookup.c stops here */
     for (;;) {
         *vs = LOAD(&g->vseq, acquire);
         uint64_t so = LOAD(&g->store_off, relaxed);
@@ -964,6 +965,7 @@ lookup_fast(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
     struct gt_guild *g = gt_guild_cached(t, gid);
     if (GT_UNLIKELY(!g))
         return LOOKUP_SLOW;
+    GT_HOOK("lookup_guild");
     uint32_t vs = LOAD(&g->vseq, acquire);
     uint64_t so = LOAD(&g->store_off, relaxed), cap = LOAD(&g->cap, relaxed);
     if (GT_UNLIKELY((vs & 1u) || LOAD(&g->state, relaxed) != GT_GUILD_LIVE ||

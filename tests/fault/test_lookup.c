@@ -1,17 +1,20 @@
 /* test_lookup.c - a lookup that a writer overtakes returns one whole
  * version of the member, or none if it was deleted: never a mix of two
  * versions, never a deleted member, never what another guild's storage
- * holds in a block the member's guild gave up under it.
+ * holds in a block the member's guild gave up under it, never a member of
+ * a guild made in its guild's place.
  *
  * Deterministic, with the test library's stop points (src/hooks.c): a
- * reader process stops inside its lookup, at "lookup_view" (the guild's
- * storage found, nothing in it read yet), "lookup_record" (the record found
- * by its control byte, not read yet) or "lookup_copy" (half of the record
- * copied out); the test replaces or deletes the member, or moves its
- * guild to new storage and gives the old block to another guild,
- * meanwhile, then resumes the reader. gt_lookup is stopped in its straight pass
- * (lookup_fast in src/member.c), gt_lookup_many in the full probe, so both
- * ways of reading a record are checked. */
+ * reader process stops inside its lookup, at "lookup_guild" (the guild
+ * found, its storage not yet), "lookup_view" (the guild's storage found,
+ * nothing in it read yet), "lookup_record" (the record found by its
+ * control byte, not read yet) or "lookup_copy" (half of the record copied
+ * out). Meanwhile the test replaces or deletes the member, or moves its
+ * guild to new storage and gives the old block to another guild, or
+ * deletes the guild and makes another in its place; then it resumes the
+ * reader. gt_lookup is stopped in its straight pass (lookup_fast in
+ * src/member.c), gt_lookup_many in the full probe, so both ways of reading
+ * a record are checked. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -281,4 +284,57 @@ Test(fault, a_batch_lookup_never_misses_a_member_by_a_reused_block) {
     cr_assert_eq(res->rc, 1);
     cr_assert_eq(res->found, 1, "x of G not found");
     whole_version_1();
+}
+
+/* ---- the guild deleted, another made in its place ---- */
+
+static struct gt_guild *g_was; /* G's place in the table */
+
+/* G is deleted and H made, in G's place, with x at version 2. */
+static void replace_guild(gt_table *t) {
+    cr_assert_eq(gt_guild_delete(t, G), 0);
+    for (uint64_t u = 1; u <= 20; u++) {
+        gt_member m = tc_member(u, 2);
+        cr_assert_eq(gt_insert(t, H, &m, NULL), 0);
+    }
+    gt_member m = tc_member(x, 2);
+    cr_assert_eq(gt_insert(t, H, &m, NULL), 0);
+    cr_assert_eq(gt_guild_lookup(t, H), g_was,
+                 "H is not in G's place (else the test proves nothing)");
+}
+
+static void overtake_guild(bool many) {
+    stop_at = "lookup_guild:1:stop";
+    batch = many;
+    x = X0;
+    res = tc_shared(sizeof *res);
+    res->rc = 99;
+    name = tc_name("lookup");
+    gt_table *t = tc_open(name, 10000, 16, PAY);
+    for (uint64_t u = 1; u <= 20; u++)
+        put(t, u, 1);
+    put(t, x, 1);
+    g_was = gt_guild_lookup(t, G);
+    pid_t p = tc_spawn(reader, NULL);
+    stopped(p);
+    replace_guild(t);
+    kill(p, SIGCONT);
+    tc_reap(&p, 1, "reader");
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0, "%lu violations",
+                 (unsigned long)rep.violations);
+    tc_drop(t, name);
+}
+
+Test(fault, a_lookup_never_returns_a_member_of_a_guild_made_in_its_place) {
+    overtake_guild(false);
+    cr_assert_eq(res->rc, GT_ENOENT, "%d, session %#lx", res->rc,
+                 (unsigned long)res->m.session_id);
+}
+
+Test(fault, a_batch_lookup_never_returns_a_member_of_a_guild_made_in_its_place) {
+    overtake_guild(true);
+    cr_assert_eq(res->rc, 0);
+    cr_assert_eq(res->found, 0, "session %#lx",
+                 (unsigned long)res->m.session_id);
 }

@@ -44,33 +44,6 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define LSB 0x0101010101010101ull
-#define MSB 0x8080808080808080ull
-
-/* Bytes of w equal to tag (0x80 in each such byte; false positives possible
- * only above a true match, and callers verify the key anyway). */
-static inline uint64_t match_tag(uint64_t w, uint64_t tagw) {
-    uint64_t x = w ^ tagw;
-    return (x - LSB) & ~x & MSB;
-}
-/* Bytes equal to GT_CTRL_EMPTY (0x80: bit 7 set, bit 1 clear), exactly. */
-static inline uint64_t match_empty(uint64_t w) {
-    return w & ~(w << 6) & MSB;
-}
-/* Bytes that are EMPTY or DEAD (bit 7 set). */
-static inline uint64_t match_free(uint64_t w) {
-    return w & MSB;
-}
-
-static inline uint64_t group_load(const struct gt_store *st, uint64_t g) {
-    const a64 *p = (const a64 *)(const void *)(gt_ctrl(st) + g);
-    uint64_t w = LOAD(p, relaxed);
-    /* pairs with the release store of a control byte: a tag seen means the
-     * record written before it is seen */
-    atomic_thread_fence(memory_order_acquire);
-    return w;
-}
-
 uint32_t gt__cap_for(uint64_t members) {
     uint64_t cap = members + members / 4 + 1; /* load 0.8 */
     cap = gt_align_up(cap < 8 ? 8 : cap, 8);
@@ -84,11 +57,11 @@ bool gt__store_full(uint64_t members, uint64_t tombs, uint32_t cap) {
 uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
                         uint64_t user_id, uint64_t h) {
     uint64_t pos = gt_fastrange(h, cap), g = pos & ~7ull;
-    uint64_t tagw = LSB * (h & 0x7f);
-    uint64_t mask = MSB & (~0ull << ((pos & 7) * 8));
+    uint64_t tagw = gt_tag_word(h);
+    uint64_t mask = gt_home_mask(pos);
     for (uint64_t n = 0; n <= cap / 8; n++) {
-        uint64_t w = group_load(st, g);
-        uint64_t m = match_tag(w, tagw) & mask;
+        uint64_t w = gt_group_load(st, g);
+        uint64_t m = gt_match_tag(w, tagw) & mask;
         while (m) {
             uint64_t i = g + ((uint64_t)__builtin_ctzll(m) >> 3);
             const struct gt_rec *r = gt_rec_at(t, st, cap, i);
@@ -96,9 +69,9 @@ uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
                 return i;
             m &= m - 1;
         }
-        if (match_empty(w) & mask)
+        if (gt_match_empty(w) & mask)
             return GT_NOT_FOUND;
-        mask = MSB;
+        mask = GT_MSB;
         g += 8;
         if (g >= cap)
             g = 0;
@@ -111,12 +84,12 @@ uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
 uint64_t gt__store_free_slot(const struct gt_store *st, uint32_t cap,
                              uint64_t h) {
     uint64_t pos = gt_fastrange(h, cap), g = pos & ~7ull;
-    uint64_t mask = MSB & (~0ull << ((pos & 7) * 8));
+    uint64_t mask = gt_home_mask(pos);
     for (uint64_t n = 0; n <= cap / 8; n++) {
-        uint64_t m = match_free(group_load(st, g)) & mask;
+        uint64_t m = gt_match_free(gt_group_load(st, g)) & mask;
         if (m)
             return g + ((uint64_t)__builtin_ctzll(m) >> 3);
-        mask = MSB;
+        mask = GT_MSB;
         g += 8;
         if (g >= cap)
             g = 0;
@@ -216,14 +189,13 @@ int gt__store_rebuild(struct gt_wr *w, uint64_t members) {
             return r;
     }
     GT_HOOK("rebuild_copied");
-    struct gt_guild *gg = g;
     if ((r = gt__log_counters(w)))
         return r;
     if ((r = gt__view_publish(w, off, cap, act_off)))
         return r;
-    STORE(&gg->tombs, 0, relaxed);
-    STORE(&gg->store_bytes, nst->bytes, relaxed);
-    STORE(&gg->act_bytes,
+    STORE(&g->tombs, 0, relaxed);
+    STORE(&g->store_bytes, nst->bytes, relaxed);
+    STORE(&g->act_bytes,
           act_off ? ((struct gt_act *)gt_at(t, act_off))->bytes : 0, relaxed);
     GT_HOOK("rebuild_published");
     if (old_off && (r = gt__log_retire(w, old_off,

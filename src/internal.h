@@ -654,6 +654,39 @@ static inline struct gt_rec *gt_rec_at(const gt_table *t,
 static inline a8 *gt_ctrl(const struct gt_store *st) {
     return (a8 *)((uint8_t *)st + sizeof(struct gt_store));
 }
+/* Control groups: the eight control bytes of slots [g, g + 8), g a multiple
+ * of 8, read as one word; the tests below mark bytes by their bit 7. */
+#define GT_LSB 0x0101010101010101ull
+#define GT_MSB 0x8080808080808080ull
+static inline uint64_t gt_group_load(const struct gt_store *st, uint64_t g) {
+    uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + g), relaxed);
+    /* pairs with the release store of a control byte: a tag seen means the
+     * record written before it is seen */
+    atomic_thread_fence(memory_order_acquire);
+    return w;
+}
+/* The 7-bit tag of hash h in every byte, for gt_match_tag. */
+static inline uint64_t gt_tag_word(uint64_t h) {
+    return GT_LSB * (h & 0x7f);
+}
+/* The bytes of pos's group from pos on. */
+static inline uint64_t gt_home_mask(uint64_t pos) {
+    return GT_MSB & (~0ull << ((pos & 7) * 8));
+}
+/* Bytes of w equal to the tag in every byte of tagw (false positives
+ * possible only above a true match, and callers verify the key anyway). */
+static inline uint64_t gt_match_tag(uint64_t w, uint64_t tagw) {
+    uint64_t x = w ^ tagw;
+    return (x - GT_LSB) & ~x & GT_MSB;
+}
+/* Bytes equal to GT_CTRL_EMPTY (0x80: bit 7 set, bit 1 clear), exactly. */
+static inline uint64_t gt_match_empty(uint64_t w) {
+    return w & ~(w << 6) & GT_MSB;
+}
+/* Bytes that are EMPTY or DEAD (bit 7 set). */
+static inline uint64_t gt_match_free(uint64_t w) {
+    return w & GT_MSB;
+}
 #define GT_NOT_FOUND UINT64_MAX
 uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
                         uint64_t user_id, uint64_t h) GT_INTERNAL;

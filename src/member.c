@@ -29,9 +29,6 @@ static void wview(struct gt_wr *w, struct gt_view *v) {
     v->act = ao ? gt_at(w->t, ao) : NULL;
 }
 
-#define LSB 0x0101010101010101ull
-#define MSB 0x8080808080808080ull
-
 /* The batch calls fetch the memory of the member MANY_AHEAD places ahead of
  * the one they work on: enough fetches in flight to cover a miss's
  * latency, few enough that the lines stay in L1 until used. */
@@ -56,9 +53,8 @@ static inline void fetch_match(gt_table *t, const struct gt_store *st,
                                uint64_t cap, uint64_t h) {
     uint64_t pos = gt_fastrange(h, cap), grp = pos & ~7ull;
     uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + grp), relaxed);
-    uint64_t x = w ^ (LSB * (h & 0x7f));
-    uint64_t m = ((x - LSB) & ~x & MSB) | (w & MSB); /* tag, or free */
-    m &= ~0ull << ((pos & 7) * 8);
+    uint64_t m = gt_match_tag(w, gt_tag_word(h)) | gt_match_free(w);
+    m &= gt_home_mask(pos); /* tag, or free, from home on */
     uint64_t i = m ? grp + ((uint64_t)__builtin_ctzll(m) >> 3) : pos;
     const uint8_t *rec = (const uint8_t *)gt_rec_at(t, st, cap, i);
     __builtin_prefetch(rec);
@@ -853,20 +849,17 @@ static inline int rec_get(gt_table *t, struct gt_guild *g,
 }
 
 /* One member's probe of a view from control group grp on, with mask
- * (MSB bits) over grp's slots: 1 (found, copied out), 0 (absent) or a
+ * (GT_MSB bits) over grp's slots: 1 (found, copied out), 0 (absent) or a
  * negative error. Reads only inside the block; the caller re-checks the
  * view afterwards. */
 static inline int probe_from(gt_table *t, struct gt_guild *g,
                              const struct gt_store *st, uint64_t cap,
                              uint64_t h, uint64_t uid, gt_member *out,
                              void *payload, uint64_t grp, uint64_t mask) {
-    uint64_t tagw = LSB * (h & 0x7f);
+    uint64_t tagw = gt_tag_word(h);
     for (uint64_t n = 0; n <= cap / 8; n++) {
-        uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + grp),
-                          relaxed);
-        /* pairs with the release store of a control byte */
-        atomic_thread_fence(memory_order_acquire);
-        uint64_t x = w ^ tagw, m = ((x - LSB) & ~x & MSB) & mask;
+        uint64_t w = gt_group_load(st, grp);
+        uint64_t m = gt_match_tag(w, tagw) & mask;
         while (m) {
             uint64_t i = grp + ((uint64_t)__builtin_ctzll(m) >> 3);
             int found = rec_get(t, g, gt_rec_at(t, st, cap, i), uid, out,
@@ -875,9 +868,9 @@ static inline int probe_from(gt_table *t, struct gt_guild *g,
                 return found;
             m &= m - 1;
         }
-        if (w & ~(w << 6) & MSB & mask)
+        if (gt_match_empty(w) & mask)
             return 0; /* an EMPTY slot ends the probe */
-        mask = MSB;
+        mask = GT_MSB;
         grp += 8;
         if (grp >= cap)
             grp = 0;
@@ -891,7 +884,7 @@ static inline int probe(gt_table *t, struct gt_guild *g,
                         uint64_t uid, gt_member *out, void *payload) {
     uint64_t pos = gt_fastrange(h, cap);
     return probe_from(t, g, st, cap, h, uid, out, payload, pos & ~7ull,
-                      MSB & (~0ull << ((pos & 7) * 8)));
+                      gt_home_mask(pos));
 }
 
 /* The probe on past the two groups lookup_fast reads, out of its line. */
@@ -899,7 +892,7 @@ static __attribute__((noinline)) int
 probe_on(gt_table *t, struct gt_guild *g, const struct gt_store *st,
          uint64_t cap, uint64_t h, uint64_t uid, gt_member *out,
          void *payload, uint64_t grp) {
-    return probe_from(t, g, st, cap, h, uid, out, payload, grp, MSB);
+    return probe_from(t, g, st, cap, h, uid, out, payload, grp, GT_MSB);
 }
 
 /* A consistent read of the view lookups probe: 1 (st, cap set), 0 (the
@@ -981,20 +974,15 @@ lookup_fast(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
     fetch_home(t, st, cap, h);
     /* the home group from pos on, then the next group */
     uint64_t grp = pos & ~7ull, next = grp + 8 < cap ? grp + 8 : 0;
-    const a8 *ctrl = gt_ctrl(st);
-    uint64_t c0 = LOAD((const a64 *)(const void *)(ctrl + grp), relaxed);
-    uint64_t c1 = LOAD((const a64 *)(const void *)(ctrl + next), relaxed);
-    /* pairs with the release store of a control byte */
-    atomic_thread_fence(memory_order_acquire);
-    uint64_t tagw = LSB * (h & 0x7f), mask = MSB & (~0ull << ((pos & 7) * 8));
-    uint64_t x = c0 ^ tagw, m = ((x - LSB) & ~x & MSB) & mask;
+    uint64_t c0 = gt_group_load(st, grp), c1 = gt_group_load(st, next);
+    uint64_t tagw = gt_tag_word(h), mask = gt_home_mask(pos);
+    uint64_t m = gt_match_tag(c0, tagw) & mask;
     if (!m) {
         int found = 0; /* an EMPTY slot ends the probe */
-        if (!(c0 & ~(c0 << 6) & MSB & mask)) { /* no EMPTY: on */
+        if (!(gt_match_empty(c0) & mask)) { /* no EMPTY: on */
             grp = next;
-            x = c1 ^ tagw;
-            m = (x - LSB) & ~x & MSB;
-            if (!m && !(c1 & ~(c1 << 6) & MSB) &&
+            m = gt_match_tag(c1, tagw);
+            if (!m && !gt_match_empty(c1) &&
                 (found = probe_on(t, g, st, cap, h, uid, out, payload,
                                   grp + 8 < cap ? grp + 8 : 0)) < 0)
                 return found;

@@ -214,9 +214,7 @@ static int scan_store(gt_table *t, struct gt_view *v, const struct gt_scan *sc,
             continue;
         }
         uint64_t grp = i - off;
-        uint64_t w = LOAD((const a64 *)(const void *)(ctrl + grp), relaxed);
-        atomic_thread_fence(memory_order_acquire); /* as above */
-        uint64_t full = ~w & 0x8080808080808080ull & (~0ull << (off * 8));
+        uint64_t full = ~gt_match_free(gt_group_load(v->st, grp)) & gt_home_mask(off);
         if (off + n < 8)
             full &= (1ull << ((off + n) * 8)) - 1;
         for (; full; full &= full - 1) {

@@ -79,16 +79,20 @@ static void stopped(pid_t p) {
     cr_assert(WIFSTOPPED(st), "pid %d did not stop (status %#x)", (int)p, st);
 }
 
-static void put(gt_table *t, uint64_t user, uint8_t version) {
+/* Member user of guild gid at version (its payload bytes all version). */
+static void put(gt_table *t, uint64_t gid, uint64_t user, uint8_t version) {
     gt_member m = tc_member(user, version);
     uint8_t pay[PAY];
     memset(pay, version, PAY);
-    cr_assert_eq(gt_insert(t, G, &m, pay), 0);
+    cr_assert_eq(gt_insert(t, gid, &m, pay), 0);
 }
 
-/* For each of TRIES members x: a guild of 21 members with x at version 1;
- * a reader of x stopped at `at`, with `write` done meanwhile; `check` of
- * the reader's result. */
+static struct gt_guild *g_was; /* G's place in the table */
+
+/* For each of TRIES members x: a fresh table with G of 21 members, x at
+ * version 1 (G's neighbours BUDDY and OTHER reserved, for the block-reuse
+ * cases); a reader of x stopped at `at`, with `write` done meanwhile;
+ * `check` of the reader's result. */
 static void overtake(const char *at, bool many, void (*write)(gt_table *),
                      void (*check)(void)) {
     stop_at = at;
@@ -98,14 +102,18 @@ static void overtake(const char *at, bool many, void (*write)(gt_table *),
         name = tc_name("lookup");
         memset(res, 0, sizeof *res);
         res->rc = 99;
-        gt_table *t = tc_open(name, 1000, 4, PAY);
+        gt_table *t = tc_open(name, 10000, 16, PAY);
+        cr_assert_eq(gt_guild_reserve(t, G, 21), 0);
+        cr_assert_eq(gt_guild_reserve(t, BUDDY, 21), 0);
+        cr_assert_eq(gt_guild_reserve(t, OTHER, 64), 0);
         /* few members, so that x's tag rarely matches another's on the way
          * (a reader stopped at another record checks nothing); storage of
          * at most 64 slots, which a delete does not shrink: the reader's
          * view stays, so only x's record tells it x is gone */
         for (uint64_t u = 1; u <= 20; u++)
-            put(t, u, 1);
-        put(t, x, 1);
+            put(t, G, u, 1);
+        put(t, G, x, 1);
+        g_was = gt_guild_lookup(t, G);
         pid_t p = tc_spawn(reader, NULL);
         stopped(p);
         write(t);
@@ -120,7 +128,7 @@ static void overtake(const char *at, bool many, void (*write)(gt_table *),
 }
 
 static void replace(gt_table *t) {
-    put(t, x, 2);
+    put(t, G, x, 2);
 }
 
 static void delete(gt_table *t) {
@@ -201,18 +209,10 @@ static void reuse(gt_table *t, bool with_x) {
                  "the allocator did not reuse the block (else the test "
                  "proves nothing)");
     cr_assert_eq(LOAD(&h->cap, relaxed), cap);
-    for (uint64_t u = 1; u <= 20; u++) { /* G's order: G's slots */
-        gt_member m = tc_member(u, 1);
-        uint8_t pay[PAY];
-        memset(pay, 1, PAY);
-        cr_assert_eq(gt_insert(t, H, &m, pay), 0);
-    }
-    if (with_x) {
-        gt_member m = tc_member(x, 2);
-        uint8_t pay[PAY];
-        memset(pay, 2, PAY);
-        cr_assert_eq(gt_insert(t, H, &m, pay), 0);
-    }
+    for (uint64_t u = 1; u <= 20; u++) /* G's order: G's slots */
+        put(t, H, u, 1);
+    if (with_x)
+        put(t, H, x, 2);
 }
 
 static void reuse_with_x(gt_table *t) {
@@ -221,32 +221,6 @@ static void reuse_with_x(gt_table *t) {
 
 static void reuse_without_x(gt_table *t) {
     reuse(t, false);
-}
-
-/* A reader of x stopped with G's old view in hand, and `write` done. */
-static void overtake_view(bool many, void (*write)(gt_table *)) {
-    stop_at = "lookup_view:1:stop";
-    batch = many;
-    x = X0;
-    res = tc_shared(sizeof *res);
-    res->rc = 99;
-    name = tc_name("lookup");
-    gt_table *t = tc_open(name, 10000, 16, PAY);
-    cr_assert_eq(gt_guild_reserve(t, G, 21), 0);
-    cr_assert_eq(gt_guild_reserve(t, BUDDY, 21), 0);
-    cr_assert_eq(gt_guild_reserve(t, OTHER, 64), 0);
-    for (uint64_t u = 1; u <= 20; u++)
-        put(t, u, 1);
-    put(t, x, 1);
-    pid_t p = tc_spawn(reader, NULL);
-    stopped(p);
-    write(t);
-    kill(p, SIGCONT);
-    tc_reap(&p, 1, "reader");
-    gt_check_report rep = {0};
-    cr_assert_eq(gt_check(t, &rep), 0, "%lu violations",
-                 (unsigned long)rep.violations);
-    tc_drop(t, name);
 }
 
 /* The reader must still find G's x, version 1, whole. */
@@ -260,81 +234,49 @@ static void whole_version_1(void) {
         cr_assert_eq(res->pay[i], 1, "payload byte %d", i);
 }
 
-Test(fault, a_lookup_never_returns_a_member_of_a_reused_block) {
-    overtake_view(false, reuse_with_x);
-    cr_assert_eq(res->rc, 0);
-    whole_version_1();
-}
-
-Test(fault, a_batch_lookup_never_returns_a_member_of_a_reused_block) {
-    overtake_view(true, reuse_with_x);
-    cr_assert_eq(res->rc, 1);
-    cr_assert_eq(res->found, 1);
-    whole_version_1();
-}
-
-Test(fault, a_lookup_never_misses_a_member_by_a_reused_block) {
-    overtake_view(false, reuse_without_x);
+static void got_version_1(void) {
     cr_assert_eq(res->rc, 0, "x of G not found: %d", res->rc);
     whole_version_1();
 }
 
-Test(fault, a_batch_lookup_never_misses_a_member_by_a_reused_block) {
-    overtake_view(true, reuse_without_x);
+static void found_version_1(void) {
     cr_assert_eq(res->rc, 1);
     cr_assert_eq(res->found, 1, "x of G not found");
     whole_version_1();
 }
 
-/* ---- the guild deleted, another made in its place ---- */
+Test(fault, a_lookup_never_returns_a_member_of_a_reused_block) {
+    overtake("lookup_view:1:stop", false, reuse_with_x, got_version_1);
+}
 
-static struct gt_guild *g_was; /* G's place in the table */
+Test(fault, a_batch_lookup_never_returns_a_member_of_a_reused_block) {
+    overtake("lookup_view:1:stop", true, reuse_with_x, found_version_1);
+}
+
+Test(fault, a_lookup_never_misses_a_member_by_a_reused_block) {
+    overtake("lookup_view:1:stop", false, reuse_without_x, got_version_1);
+}
+
+Test(fault, a_batch_lookup_never_misses_a_member_by_a_reused_block) {
+    overtake("lookup_view:1:stop", true, reuse_without_x, found_version_1);
+}
+
+/* ---- the guild deleted, another made in its place ---- */
 
 /* G is deleted and H made, in G's place, with x at version 2. */
 static void replace_guild(gt_table *t) {
     cr_assert_eq(gt_guild_delete(t, G), 0);
-    for (uint64_t u = 1; u <= 20; u++) {
-        gt_member m = tc_member(u, 2);
-        cr_assert_eq(gt_insert(t, H, &m, NULL), 0);
-    }
-    gt_member m = tc_member(x, 2);
-    cr_assert_eq(gt_insert(t, H, &m, NULL), 0);
+    for (uint64_t u = 1; u <= 20; u++)
+        put(t, H, u, 2);
+    put(t, H, x, 2);
     cr_assert_eq(gt_guild_lookup(t, H), g_was,
                  "H is not in G's place (else the test proves nothing)");
 }
 
-static void overtake_guild(bool many) {
-    stop_at = "lookup_guild:1:stop";
-    batch = many;
-    x = X0;
-    res = tc_shared(sizeof *res);
-    res->rc = 99;
-    name = tc_name("lookup");
-    gt_table *t = tc_open(name, 10000, 16, PAY);
-    for (uint64_t u = 1; u <= 20; u++)
-        put(t, u, 1);
-    put(t, x, 1);
-    g_was = gt_guild_lookup(t, G);
-    pid_t p = tc_spawn(reader, NULL);
-    stopped(p);
-    replace_guild(t);
-    kill(p, SIGCONT);
-    tc_reap(&p, 1, "reader");
-    gt_check_report rep = {0};
-    cr_assert_eq(gt_check(t, &rep), 0, "%lu violations",
-                 (unsigned long)rep.violations);
-    tc_drop(t, name);
-}
-
 Test(fault, a_lookup_never_returns_a_member_of_a_guild_made_in_its_place) {
-    overtake_guild(false);
-    cr_assert_eq(res->rc, GT_ENOENT, "%d, session %#lx", res->rc,
-                 (unsigned long)res->m.session_id);
+    overtake("lookup_guild:1:stop", false, replace_guild, got_none);
 }
 
 Test(fault, a_batch_lookup_never_returns_a_member_of_a_guild_made_in_its_place) {
-    overtake_guild(true);
-    cr_assert_eq(res->rc, 0);
-    cr_assert_eq(res->found, 0, "session %#lx",
-                 (unsigned long)res->m.session_id);
+    overtake("lookup_guild:1:stop", true, replace_guild, found_none);
 }

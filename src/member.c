@@ -814,37 +814,54 @@ static inline void rec_copy_out(const struct rec_copy *c, uint64_t uid,
     out->flags = (uint32_t)(c->worker_flags >> 32);
 }
 
-/* Copy the record at r if it holds uid: 1 found (out, payload filled),
- * 0 it holds another member or none, or GT_EBUSY. The key is checked first,
- * so a probe that passes a tag collision reads one word, not the record. */
+/* What rec_read found. */
+enum { REC_OTHER, REC_FOUND, REC_BUSY };
+
+/* One read of the record at r, if it holds uid, under its seqlock:
+ * REC_FOUND (out and payload filled), REC_OTHER (it holds another member
+ * or none; a writer may be mid-way: the caller re-validates the view) or
+ * REC_BUSY (a writer holds it, or wrote it meanwhile: read again). The key
+ * is checked first, so a probe that passes a tag collision reads one word,
+ * not the record. */
+static inline __attribute__((always_inline)) int
+rec_read(gt_table *t, const struct gt_rec *r, uint64_t uid, gt_member *out,
+         void *payload) {
+    GT_HOOK("lookup_record"); /* tests/fault/test_lookup.c stops here */
+    uint32_t s1 = LOAD(&r->seq, acquire);
+    if (GT_UNLIKELY(s1 & 1u))
+        return REC_BUSY;
+    if (LOAD(&r->w[0], relaxed) != uid)
+        return REC_OTHER;
+    struct rec_copy c = rec_copy(r);
+    uint32_t meta = LOAD(&r->meta, relaxed);
+    if (payload)
+        payload_get(t, r, payload);
+    /* pairs with the release fence of gt_seq_begin */
+    atomic_thread_fence(memory_order_acquire);
+    if (GT_UNLIKELY(LOAD(&r->seq, relaxed) != s1))
+        return REC_BUSY;
+    if (!(meta & GT_REC_LIVE))
+        return REC_OTHER;
+    if (out)
+        rec_copy_out(&c, uid, out);
+    return REC_FOUND;
+}
+
+/* rec_read until no writer is in the way: 1 found, 0 not, or GT_EBUSY
+ * (or another error of gt__wait) when a writer holds the record too long. */
 static inline int rec_get(gt_table *t, struct gt_guild *g,
                           const struct gt_rec *r, uint64_t uid, gt_member *out,
                           void *payload) {
     struct gt_wait wt = GT_WAIT_INIT;
-    GT_HOOK("lookup_record"); /* tests/fault/test_lookup.c stops here */
     for (;;) {
-        uint32_t s1 = LOAD(&r->seq, acquire);
-        if (GT_UNLIKELY(s1 & 1u)) {
+        int x = rec_read(t, r, uid, out, payload);
+        if (x != REC_BUSY)
+            return x == REC_FOUND;
+        if (LOAD(&r->seq, relaxed) & 1u) {
             int e = gt__wait(t, g, &wt);
             if (e)
                 return e;
-            continue;
         }
-        if (LOAD(&r->w[0], relaxed) != uid)
-            return 0; /* a writer may be mid-way: the caller re-validates */
-        struct rec_copy c = rec_copy(r);
-        uint32_t meta = LOAD(&r->meta, relaxed);
-        if (payload)
-            payload_get(t, r, payload);
-        /* pairs with the release fence of gt_seq_begin */
-        atomic_thread_fence(memory_order_acquire);
-        if (LOAD(&r->seq, relaxed) != s1)
-            continue;
-        if (!(meta & GT_REC_LIVE))
-            return 0;
-        if (out)
-            rec_copy_out(&c, uid, out);
-        return 1;
     }
 }
 
@@ -997,22 +1014,11 @@ lookup_fast(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
     }
     const struct gt_rec *r =
         gt_rec_at(t, st, cap, grp + ((uint64_t)__builtin_ctzll(m) >> 3));
-    GT_HOOK("lookup_record");
-    uint32_t s1 = LOAD(&r->seq, acquire);
-    if (GT_UNLIKELY((s1 & 1u) || LOAD(&r->w[0], relaxed) != uid))
+    if (GT_UNLIKELY(rec_read(t, r, uid, out, payload) != REC_FOUND))
         return LOOKUP_SLOW;
-    struct rec_copy c = rec_copy(r);
-    uint32_t meta = LOAD(&r->meta, relaxed);
-    if (payload)
-        payload_get(t, r, payload);
-    /* pairs with the release fences of the record's and the view's
-     * seqlocks */
-    atomic_thread_fence(memory_order_acquire);
-    if (GT_UNLIKELY(LOAD(&r->seq, relaxed) != s1 || !(meta & GT_REC_LIVE) ||
-                    LOAD(&g->vseq, relaxed) != vs))
+    /* the acquire fence of rec_read pairs with the view's seqlock too */
+    if (GT_UNLIKELY(LOAD(&g->vseq, relaxed) != vs))
         return LOOKUP_SLOW;
-    if (out)
-        rec_copy_out(&c, uid, out);
     return 0;
 }
 

@@ -1,11 +1,18 @@
 /*
  * fanout.c - gt_fanout: the recipients of one message, grouped by worker.
  *
- * The members come from gt__scan (scan.c), a fanout-set chunk at a time; for
- * a filter requiring GT_ACTIVE only the guild's fanout set is read. Each
- * recipient is appended to its worker's batch; a full batch
- * (GT_FANOUT_BATCH) goes to the callback at once, the rest when the scan
- * ends, in order of each worker's first appearance.
+ * For a filter requiring GT_ACTIVE only the guild's fanout set is read, and
+ * gt__scan (scan.c) hands it over a chunk at a time (struct gt_sink): each
+ * passing entry is copied straight into its worker's batch while the
+ * chunk's seqlock is open. If the seqlock check then fails, that chunk's
+ * entries are taken out again (the batch of each is noted); if it holds,
+ * the batches the chunk filled (GT_FANOUT_BATCH) go to the callback. So
+ * only a validated copy is ever delivered, and each batch keeps room for a
+ * chunk past its GT_FANOUT_BATCH, moved to its start after delivery. The
+ * rest goes when the scan ends, in order of each worker's first
+ * appearance. A filter that needs records (roles), or does not require
+ * GT_ACTIVE, is read from them: its members come one at a time, checked
+ * already, through fan_visit, into the same batches.
  *
  * Finding a worker's batch is on the per-recipient path, so worker ids below
  * SMALL_WORKERS (the usual case: a host has tens of worker processes) index
@@ -20,24 +27,21 @@
 #include <stdlib.h>
 
 #define SMALL_WORKERS 4096u
-/* A batch's bytes; batches are aligned to them, so the place after a
- * batch's last one is the first address so aligned: that is how a write
- * finds its batch full, with no count kept. */
+/* A batch's bytes, and the room of each: twice that, so that a chunk's
+ * entries fit past a full batch until the chunk is validated. Batches are
+ * aligned to their room, so a write finds its batch full by its address,
+ * with no count kept. */
 #define BATCH_BYTES (GT_FANOUT_BATCH * sizeof(gt_recipient))
+#define ROOM_BYTES (2 * BATCH_BYTES)
 _Static_assert((BATCH_BYTES & (BATCH_BYTES - 1)) == 0, "batch alignment");
-/* a hit holds the recipient's two words in gt_recipient's order */
-_Static_assert(offsetof(struct gt_hit, user_id) -
-                       offsetof(struct gt_hit, session_id) ==
-                   offsetof(gt_recipient, user_id) -
-                       offsetof(gt_recipient, session_id) &&
-               sizeof(gt_recipient) == 16,
-               "recipient words in a hit");
+_Static_assert(GT_CHUNK_ENTRIES <= GT_FANOUT_BATCH,
+               "a chunk fills a batch at most once");
 
 struct fan {
     gt_fanout_fn fn;
     void *ctx;
     uint32_t cap, count;   /* batches allocated, in use */
-    gt_recipient *buf;     /* [cap][GT_FANOUT_BATCH], BATCH_BYTES-aligned */
+    gt_recipient *buf;     /* [cap] rooms of ROOM_BYTES, so aligned */
     gt_recipient **at;     /* [cap] the next free place in batch i */
     uint32_t *worker;      /* [cap] worker of batch i */
     uint32_t *map;         /* [2 * cap] large worker -> batch + 1 */
@@ -46,18 +50,22 @@ struct fan {
     bool nested; /* a fanout inside a fanout callback: no scratch */
     bool own;    /* mem is ours to free (heap), not thread scratch */
     uint64_t delivered; /* recipients selected (for the statistics) */
+    /* since the last fan_keep: the batch of each recipient put, and the
+     * batches that filled */
+    uint32_t nput, nfull;
+    uint32_t put[GT_CHUNK_ENTRIES], full[GT_CHUNK_ENTRIES];
 };
 
 static _Thread_local int fan_depth;
 
 static size_t fan_bytes(uint32_t cap) {
-    return BATCH_BYTES + (size_t)cap * (BATCH_BYTES + sizeof(gt_recipient *) +
-                                        3 * sizeof(uint32_t));
+    return ROOM_BYTES + (size_t)cap * (ROOM_BYTES + sizeof(gt_recipient *) +
+                                       3 * sizeof(uint32_t));
 }
 
 /* Batch i of the batches at buf. */
 static gt_recipient *batch_at(gt_recipient *buf, uint32_t i) {
-    return buf + (size_t)i * GT_FANOUT_BATCH;
+    return buf + (size_t)i * (ROOM_BYTES / sizeof(gt_recipient));
 }
 
 /* Recipients waiting in batch i. */
@@ -73,7 +81,7 @@ static int fan_resize(struct fan *f, uint32_t cap) {
     if (!mem)
         return GT_ENOMEM;
     gt_recipient *buf =
-        (gt_recipient *)gt_align_up((uintptr_t)mem, BATCH_BYTES);
+        (gt_recipient *)gt_align_up((uintptr_t)mem, ROOM_BYTES);
     gt_recipient **at = (gt_recipient **)batch_at(buf, cap);
     uint32_t *worker = (uint32_t *)(at + cap);
     uint32_t *map = worker + cap;
@@ -103,17 +111,16 @@ static int fan_resize(struct fan *f, uint32_t cap) {
     return 0;
 }
 
-/* The batch of a worker that is not direct-mapped to one yet (fan_visit
- * looks there first): found in the map of large ids, or made. */
-static int batch_of(struct fan *f, uint32_t worker, uint32_t *out) {
+/* The batch of a worker that is not direct-mapped to one yet (fan_place
+ * looks there first): found in the map of large ids, or made. Returns the
+ * batch, or GT_ENOMEM (< 0). */
+static int64_t batch_of(struct fan *f, uint32_t worker) {
     uint32_t *slot = NULL;
     if (worker >= SMALL_WORKERS) {
         uint32_t mask = 2 * f->cap - 1, j = (worker * 0x9E3779B1u) & mask;
         while (f->map[j]) {
-            if (f->worker[f->map[j] - 1] == worker) {
-                *out = f->map[j] - 1;
-                return 0;
-            }
+            if (f->worker[f->map[j] - 1] == worker)
+                return f->map[j] - 1;
             j = (j + 1) & mask;
         }
         slot = &f->map[j];
@@ -123,7 +130,7 @@ static int batch_of(struct fan *f, uint32_t worker, uint32_t *out) {
         if (r)
             return r;
         if (worker >= SMALL_WORKERS)
-            return batch_of(f, worker, out); /* the map was rebuilt */
+            return batch_of(f, worker); /* the map was rebuilt */
     }
     uint32_t b = f->count++;
     f->worker[b] = worker;
@@ -132,40 +139,119 @@ static int batch_of(struct fan *f, uint32_t worker, uint32_t *out) {
         f->small[worker] = (uint16_t)(b + 1);
     else
         *slot = b + 1;
-    *out = b;
+    return b;
+}
+
+/* What fan_place changes, kept in registers by its callers: f->at (the
+ * stores into batches would otherwise make the compiler reload it through
+ * f; only a new batch moves it, fan_resize) and the counts of f->put and
+ * f->full, which go back to f when the caller is done. */
+struct putter {
+    gt_recipient **at;
+    uint32_t nput, nfull;
+};
+
+/* Per recipient: find worker w's batch, take its next place for the
+ * recipient (*dst), and note the batch (to take the recipient out again if
+ * its chunk was torn), and the batch again if the recipient fills it.
+ * Returns 0 or GT_ENOMEM. */
+static inline __attribute__((always_inline)) int
+fan_place(struct fan *f, struct putter *p, uint32_t w, gt_recipient **dst) {
+    uint32_t b;
+    if (w < SMALL_WORKERS && f->small[w]) {
+        b = f->small[w] - 1u;
+    } else {
+        int64_t r = batch_of(f, w);
+        if (r < 0)
+            return (int)r;
+        b = (uint32_t)r;
+        p->at = f->at;
+    }
+    *dst = p->at[b]++;
+    f->put[p->nput++] = b;
+    if (((uintptr_t)p->at[b] & (ROOM_BYTES - 1)) == BATCH_BYTES)
+        f->full[p->nfull++] = b;
     return 0;
 }
 
-/* Per recipient: find its worker's batch, copy the pair in, and hand the
- * batch over when that filled it. callgrind: 20 instructions a recipient;
- * 26 when each batch kept a count of its recipients. */
-static int fan_visit(void *ctx, const struct gt_hit *h, size_t n) {
+/* The recipients put since the last call stand (ok): the batches they
+ * filled go to the callback, and what a chunk put past a full batch moves
+ * to its start. Or they are dropped (!ok): each is taken out again. */
+static int fan_keep(void *ctx, bool ok) {
     struct fan *f = ctx;
-    f->delivered += n;
-    /* kept in a register: the stores below would make the compiler reload
-     * it through f; only a new batch can move it (fan_resize) */
-    gt_recipient **at = f->at;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b, w = h[i].worker;
-        if (w < SMALL_WORKERS && f->small[w]) {
-            b = f->small[w] - 1u;
-        } else {
-            int r = batch_of(f, w, &b);
-            if (r)
-                return r;
-            at = f->at;
-        }
-        gt_recipient *dst = at[b];
-        memcpy(dst, &h[i].session_id, sizeof *dst);
-        at[b] = ++dst;
-        if (((uintptr_t)dst & (BATCH_BYTES - 1)) == 0) { /* full */
-            at[b] = dst -= GT_FANOUT_BATCH;
-            int r = f->fn(f->ctx, w, dst, GT_FANOUT_BATCH);
-            if (r)
-                return r;
-        }
+    uint32_t nput = f->nput, nfull = f->nfull;
+    f->nput = f->nfull = 0;
+    if (!ok) {
+        for (uint32_t i = 0; i < nput; i++)
+            f->at[f->put[i]]--;
+        return 0;
+    }
+    f->delivered += nput;
+    for (uint32_t i = 0; i < nfull; i++) {
+        uint32_t b = f->full[i];
+        gt_recipient *dst = batch_at(f->buf, b);
+        int r = f->fn(f->ctx, f->worker[b], dst, GT_FANOUT_BATCH);
+        if (r)
+            return r;
+        uint32_t over = pending(f, b) - GT_FANOUT_BATCH;
+        memcpy(dst, dst + GT_FANOUT_BATCH, over * sizeof *dst);
+        f->at[b] = dst + over;
     }
     return 0;
+}
+
+/* A chunk's passing entries into their batches (struct gt_sink). Inlined
+ * once for the usual case (every entry of the set is active and there is
+ * one partition: no test per entry) and once for the rest. */
+static inline __attribute__((always_inline)) int
+fan_copy(struct fan *f, gt_table *t, const struct gt_scan *sc,
+         const struct gt_chunk *ch, uint32_t act_seq, bool general) {
+    struct putter p = {f->at, 0, 0};
+    const struct gt_filt filt = sc->filt;
+    uint64_t occ = LOAD(&ch->occ, relaxed);
+    int r = 0;
+    while (occ) {
+        const struct gt_aent *x = &ch->e[(unsigned)__builtin_ctzll(occ)];
+        occ &= occ - 1;
+        uint32_t w = LOAD(&x->worker, relaxed);
+        if (!gt_aent_pass(x, w, act_seq, general, &filt))
+            continue;
+        if (general && !gt_in_part(t, sc, LOAD(&x->user_id, relaxed)))
+            continue;
+        gt_recipient *dst = NULL;
+        if ((r = fan_place(f, &p, w, &dst)))
+            break;
+        dst->session_id = LOAD(&x->session_id, relaxed);
+        dst->user_id = LOAD(&x->user_id, relaxed);
+    }
+    f->nput = p.nput;
+    f->nfull = p.nfull;
+    return r;
+}
+
+static int fan_take(void *ctx, gt_table *t, const struct gt_scan *sc,
+                    const struct gt_chunk *ch, uint32_t act_seq,
+                    bool flagged) {
+    if (!flagged && sc->nparts <= 1)
+        return fan_copy(ctx, t, sc, ch, act_seq, false);
+    return fan_copy(ctx, t, sc, ch, act_seq, true);
+}
+
+/* A member of a scan that reads records (a role filter, or a filter
+ * without GT_ACTIVE): checked already, so it stands at once. */
+static int fan_visit(void *ctx, const gt_member *m, const void *payload) {
+    (void)payload;
+    struct fan *f = ctx;
+    struct putter p = {f->at, 0, 0};
+    gt_recipient *dst = NULL;
+    int r = fan_place(f, &p, m->worker, &dst);
+    if (r)
+        return r;
+    dst->session_id = m->session_id;
+    dst->user_id = m->user_id;
+    f->nput = p.nput;
+    f->nfull = p.nfull;
+    return fan_keep(f, true);
 }
 
 GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *filter,
@@ -181,8 +267,9 @@ GT_API int gt_fanout(gt_table *t, uint64_t guild_id, const gt_filter *filter,
     int r = fan_resize(f, 16);
     if (r)
         return r;
+    struct gt_sink sink = {fan_take, fan_keep, f};
     struct gt_scan sc = {.part = part, .nparts = nparts, .fn = fan_visit,
-                         .ctx = f, .fanout = true};
+                         .ctx = f, .sink = &sink, .fanout = true};
     gt__filter_prep(filter, &sc.filt);
     uint64_t start = gt__stat_fanout_start();
     fan_depth++;

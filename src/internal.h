@@ -773,19 +773,31 @@ static inline bool gt_filt_roles(const struct gt_filt *f,
             (roles[2] & f->roles_any[2]) | (roles[3] & f->roles_any[3])) != 0;
 }
 
-/* One member a scan visits. m and payload are set only when the visit is
- * of a record (the store walk; on the fanout set, gt_scan.need_member or a
- * role condition); a visit from the fanout set's entries alone (fanout
- * without a role condition) leaves them unset and must not read them. */
-struct gt_hit {
-    const gt_member *m;
-    const void *payload;
-    /* in gt_recipient's order: gt_fanout copies the pair as one */
-    uint64_t session_id, user_id;
-    uint32_t worker;
+/* Whether fanout-set entry x, read under its chunk's seqlock, is one a scan
+ * that began at act_seq visits: activated before that, and, only if flagged
+ * (a filter asking more than GT_ACTIVE), passing filt's flags and worker.
+ * Inlined where entries are copied: no test of the case per entry. */
+static inline __attribute__((always_inline)) bool
+gt_aent_pass(const struct gt_aent *x, uint32_t worker, uint32_t act_seq,
+             bool flagged, const struct gt_filt *filt) {
+    return (int32_t)(LOAD(&x->act32, relaxed) - act_seq) <= 0 &&
+           (!flagged || gt_filt_flags(filt, LOAD(&x->flags, relaxed), worker));
+}
+struct gt_scan;
+/* A sink takes the fanout set a chunk at a time when a scan reads no
+ * records: gt_fanout copies the entries straight into its batches by
+ * worker, a counting scan counts them. take copies the chunk's entries
+ * that pass (gt_aent_pass, and the scan's partition: gt_in_part) while the
+ * scan holds the chunk's seqlock open, and returns 0 or an error; keep
+ * then says whether that copy stands (ok: the seqlock and the scan's pin
+ * held, so it may be delivered) or must be dropped (a writer overlapped
+ * it; the scan takes the chunk again). */
+struct gt_sink {
+    int (*take)(void *ctx, gt_table *t, const struct gt_scan *sc,
+                const struct gt_chunk *ch, uint32_t act_seq, bool flagged);
+    int (*keep)(void *ctx, bool ok);
+    void *ctx;
 };
-/* Called with n >= 1 hits (a fanout-set chunk's worth at most). */
-typedef int (*gt_visit_fn)(void *ctx, const struct gt_hit *h, size_t n);
 struct gt_scan {
     struct gt_filt filt;
     uint32_t part, nparts;
@@ -793,12 +805,22 @@ struct gt_scan {
     bool need_member;  /* visit needs m (reads records on the fanout set) */
     bool want_payload; /* visit needs the payload */
     bool fanout;       /* counted by gt_fanout, not as a scan */
-    gt_visit_fn fn;
+    gt_select_fn fn; /* each member visited, read from its record */
     void *ctx;
-    /* A counting scan: hits are added here, fn is not called. The pin is
-     * then checked once, when the scan ends (gt__scan), not per hit. */
+    /* A walk of the fanout set that reads no records goes to the sink (or
+     * is counted), not to fn. */
+    const struct gt_sink *sink;
+    /* A counting scan: members are counted here, fn is not called. The pin
+     * is then checked when the scan ends (gt__scan), not per member (on the
+     * fanout set also per chunk, as for any sink). */
     uint64_t *count;
 };
+/* Whether member user_id is in the scan's partition. */
+static inline bool gt_in_part(gt_table *t, const struct gt_scan *sc,
+                              uint64_t user_id) {
+    return sc->nparts <= 1 ||
+           gt_partition(gt_hash(t, user_id), sc->nparts) == sc->part;
+}
 int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) GT_INTERNAL;
 
 /* Limits of gt_options (segment.c), also what a snapshot may ask for. */

@@ -144,9 +144,7 @@ static __attribute__((noinline)) int deliver(gt_table *t,
         return GT_ESTALE; /* evicted: what we copied may be reused memory */
     gt_member m;
     gt__rec_unpack(w, &m);
-    struct gt_hit hit = {.m = &m, .payload = pbuf, .session_id = w[1],
-                         .user_id = w[0], .worker = (uint32_t)w[7]};
-    return sc->fn(sc->ctx, &hit, 1);
+    return sc->fn(sc->ctx, &m, pbuf);
 }
 
 /* Inlined into each walk: as a call per slot, saving and restoring
@@ -170,8 +168,7 @@ visit_record(gt_table *t, struct gt_view *v, uint64_t slot,
     if (!gt_filt_flags(&sc->filt, flags, worker) ||
         !gt_filt_roles(&sc->filt, &w[2]))
         return 0;
-    if (sc->nparts > 1 &&
-        gt_partition(gt_hash(t, w[0]), sc->nparts) != sc->part)
+    if (!gt_in_part(t, sc, w[0]))
         return 0;
     if (sc->count) {
         ++*sc->count;
@@ -228,38 +225,58 @@ static int scan_store(gt_table *t, struct gt_view *v, const struct gt_scan *sc,
     return 0;
 }
 
-/* Copy into hit[] the entries of a fanout-set chunk that pass the filter,
- * under the chunk's seqlock (the caller checks it; what a torn read let
- * through is dropped with it when the check fails): returns how many. An
- * entry activated after the scan began (act_seq) is skipped; the flags
- * are tested only if flagged. With records to visit (record), each
- * entry's storage slot goes to slot[]. hit[].m and .payload are left
- * unset. Inlined once per case: no test of the case per entry. */
-static inline __attribute__((always_inline)) uint32_t
-chunk_copy(const struct gt_chunk *ch, bool record, bool flagged,
-           const struct gt_filt *filt, uint32_t act_seq, struct gt_hit *hit,
-           uint32_t *slot) {
+/* Copy the storage slots and user ids of a fanout-set chunk's entries that
+ * pass (gt_aent_pass), under the chunk's seqlock (the caller checks it;
+ * what a torn read let through is dropped with it when the check fails):
+ * returns how many. */
+static uint32_t chunk_slots(const struct gt_chunk *ch,
+                            const struct gt_filt *filt, uint32_t act_seq,
+                            uint64_t *uid, uint32_t *slot) {
     uint64_t occ = LOAD(&ch->occ, relaxed);
-    struct gt_hit *o = hit;
+    uint32_t n = 0;
     while (occ) {
         const struct gt_aent *x = &ch->e[(unsigned)__builtin_ctzll(occ)];
         occ &= occ - 1;
-        uint32_t a32 = LOAD(&x->act32, relaxed);
-        uint32_t worker = LOAD(&x->worker, relaxed);
-        if ((int32_t)(a32 - act_seq) > 0 ||
-            (flagged &&
-             !gt_filt_flags(filt, LOAD(&x->flags, relaxed), worker)))
+        if (!gt_aent_pass(x, LOAD(&x->worker, relaxed), act_seq, true, filt))
             continue;
-        if (record)
-            slot[o - hit] = LOAD(&x->slot, relaxed);
-        o->session_id = LOAD(&x->session_id, relaxed);
-        o->user_id = LOAD(&x->user_id, relaxed);
-        o->worker = worker;
-        o++;
+        slot[n] = LOAD(&x->slot, relaxed);
+        uid[n++] = LOAD(&x->user_id, relaxed);
     }
-    return (uint32_t)(o - hit);
+    return n;
 }
 
+/* The sink of a counting scan: a chunk's passing entries, counted. */
+struct tally {
+    uint64_t *count;
+    uint32_t n; /* of the chunk being taken */
+};
+
+static int tally_take(void *ctx, gt_table *t, const struct gt_scan *sc,
+                      const struct gt_chunk *ch, uint32_t act_seq,
+                      bool flagged) {
+    struct tally *y = ctx;
+    uint64_t occ = LOAD(&ch->occ, relaxed);
+    y->n = 0;
+    while (occ) {
+        const struct gt_aent *x = &ch->e[(unsigned)__builtin_ctzll(occ)];
+        occ &= occ - 1;
+        y->n += gt_aent_pass(x, LOAD(&x->worker, relaxed), act_seq, flagged,
+                             &sc->filt) &&
+                gt_in_part(t, sc, LOAD(&x->user_id, relaxed));
+    }
+    return 0;
+}
+
+static int tally_keep(void *ctx, bool ok) {
+    struct tally *y = ctx;
+    if (ok)
+        *y->count += y->n;
+    return 0;
+}
+
+/* The fanout set, a chunk at a time, each chunk copied under its seqlock
+ * and again if a writer overlapped the copy: to the scan's sink (or
+ * counted) when no records are needed, else each entry's record visited. */
 static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                     const struct gt_scan *sc, uint64_t *pbuf) {
     const struct gt_act *a = v->act;
@@ -276,13 +293,14 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
      * needs no test per entry */
     bool flagged = sc->filt.set != GT_ACTIVE || sc->filt.clear ||
                    sc->filt.match_worker;
-    /* a copy the compiler keeps in registers: the stores into hit[] below
-     * could otherwise alias it */
-    const struct gt_filt filt = sc->filt;
+    struct tally y = {.count = sc->count};
+    struct gt_sink tally = {tally_take, tally_keep, &y};
+    const struct gt_sink *sink = record ? NULL : sc->count ? &tally : sc->sink;
+    uint32_t as = (uint32_t)act_seq;
     for (uint32_t c = 0; c < hw; c++) {
         const struct gt_chunk *ch = gt_chunk_at(a, nchunks, c);
-        struct gt_hit hit[GT_CHUNK_ENTRIES];
-        uint32_t slot[GT_CHUNK_ENTRIES], n;
+        uint64_t uid[GT_CHUNK_ENTRIES];
+        uint32_t slot[GT_CHUNK_ENTRIES], n = 0;
         struct gt_wait wt = GT_WAIT_INIT;
         for (;;) {
             uint32_t s1 = LOAD(&ch->seq, acquire);
@@ -292,40 +310,33 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                     return r;
                 continue;
             }
-            uint32_t as = (uint32_t)act_seq;
-            n = record    ? chunk_copy(ch, true, true, &filt, as, hit, slot)
-                : flagged ? chunk_copy(ch, false, true, &filt, as, hit, slot)
-                          : chunk_copy(ch, false, false, &filt, as, hit, slot);
+            if (sink) {
+                int r = sink->take(sink->ctx, t, sc, ch, as, flagged);
+                if (r)
+                    return r;
+                GT_HOOK("chunk_taken"); /* tests/fault/test_fanout.c */
+            } else {
+                n = chunk_slots(ch, &sc->filt, as, uid, slot);
+            }
             /* pairs with the release fence of the chunk's gt_seq_begin */
             atomic_thread_fence(memory_order_acquire);
-            if (LOAD(&ch->seq, relaxed) == s1)
-                break;
-        }
-        uint32_t k = 0;
-        if (record) {
-            for (uint32_t i = 0; i < n; i++) {
-                if (slot[i] >= v->cap)
-                    return GT_ECORRUPT;
-                /* visit_record applies the filter and partition again on
-                 * the record, which is at least as recent as the entry */
-                int r = visit_record(t, v, slot[i], sc, pbuf, hit[i].user_id);
+            bool ok = LOAD(&ch->seq, relaxed) == s1;
+            if (sink) {
+                if (ok && !gt_pin_held(t, sc->slot))
+                    return GT_ESTALE;
+                int r = sink->keep(sink->ctx, ok);
                 if (r)
                     return r;
             }
-        } else if (sc->nparts > 1) {
-            for (uint32_t i = 0; i < n; i++)
-                if (gt_partition(gt_hash(t, hit[i].user_id), sc->nparts) ==
-                    sc->part)
-                    hit[k++] = hit[i];
-        } else {
-            k = n;
+            if (ok)
+                break;
         }
-        if (k && sc->count) {
-            *sc->count += k;
-        } else if (k) {
-            if (!gt_pin_held(t, sc->slot))
-                return GT_ESTALE;
-            int r = sc->fn(sc->ctx, hit, k);
+        for (uint32_t i = 0; i < n; i++) {
+            if (slot[i] >= v->cap)
+                return GT_ECORRUPT;
+            /* visit_record applies the filter and partition again on the
+             * record, which is at least as recent as the entry */
+            int r = visit_record(t, v, slot[i], sc, pbuf, uid[i]);
             if (r)
                 return r;
         }
@@ -368,28 +379,13 @@ int gt__scan(gt_table *t, uint64_t gid, const struct gt_scan *sc) {
 
 /* ---- gt_select and gt_select_count ------------------------------------------ */
 
-struct sel_ctx {
-    gt_select_fn fn;
-    void *ctx;
-};
-static int sel_visit(void *ctx, const struct gt_hit *h, size_t n) {
-    struct sel_ctx *s = ctx;
-    for (size_t i = 0; i < n; i++) {
-        int r = s->fn(s->ctx, h[i].m, h[i].payload);
-        if (r)
-            return r;
-    }
-    return 0;
-}
-
 GT_API int gt_select(gt_table *t, uint64_t guild_id, const gt_filter *f,
                      uint32_t part, uint32_t nparts, gt_select_fn fn,
                      void *ctx) {
     if (!t || !fn || (nparts > 1 && part >= nparts))
         return GT_EINVAL;
-    struct sel_ctx s = {fn, ctx};
     struct gt_scan sc = {.part = part, .nparts = nparts, .need_member = true,
-                         .want_payload = true, .fn = sel_visit, .ctx = &s};
+                         .want_payload = true, .fn = fn, .ctx = ctx};
     gt__filter_prep(f, &sc.filt);
     return gt__scan(t, guild_id, &sc);
 }

@@ -207,10 +207,10 @@ static int scanner(void *arg) {
     gt_member *page = calloc(500, sizeof *page);
     gt_filter active = {.flags_set = GT_ACTIVE};
     for (uint64_t n = (uint64_t)id; tc_now() < sh->end && !v->fail[0]; n++) {
-        int kind = (int)(n % 7), r = 0;
+        int kind = (int)(n % 8), r = 0;
         static const char *names[] = {"select", "select/3", "fanout",
                                       "fanout/4", "select active", "cursor",
-                                      "count"};
+                                      "count", "count flags"};
         begin(v, names[kind]);
         struct visit *pre = v;
         switch (kind) {
@@ -242,7 +242,8 @@ static int scanner(void *arg) {
             }
             break;
         }
-        default: {
+        case 6: {
+            /* reads each entry's record: only stable members have role 0 */
             uint64_t cnt = 0;
             r = gt_select_count(t, GUILD,
                                 &(gt_filter){.flags_set = GT_ACTIVE,
@@ -251,6 +252,24 @@ static int scanner(void *arg) {
             if (!r && cnt != STABLE)
                 snprintf(v->fail, 256, "count: %lu, want %u",
                          (unsigned long)cnt, STABLE);
+            memset(v->seen, 1, sizeof v->seen);
+            break;
+        }
+        default: {
+            /* counts the fanout set's entries alone, whole and in three
+             * partitions: only stable members are ONLINE */
+            gt_filter f = {.flags_set = GT_ACTIVE | GT_ONLINE};
+            for (uint32_t np = 1; np <= 3 && !r; np += 2) {
+                uint64_t sum = 0;
+                for (uint32_t p = 0; p < np && !r; p++) {
+                    uint64_t cnt = 0;
+                    r = gt_select_count(t, GUILD, &f, p, np, &cnt);
+                    sum += cnt;
+                }
+                if (!r && sum != STABLE)
+                    snprintf(v->fail, 256, "count flags/%u: %lu, want %u", np,
+                             (unsigned long)sum, STABLE);
+            }
             memset(v->seen, 1, sizeof v->seen);
         }
         }
@@ -293,7 +312,7 @@ Test(stress, scans_visit_present_members_exactly_once, .timeout = 300) {
     uint64_t total = 0;
     for (int i = 0; i < SCANNERS; i++) {
         cr_assert_eq(sh->fail[i][0], 0, "scanner %d: %s", i, sh->fail[i]);
-        for (int k = 0; k < 7; k++) {
+        for (int k = 0; k < 8; k++) {
             cr_assert_gt(sh->scans[i][k] + sh->scans[(i + 1) % SCANNERS][k], 0,
                          "scan kind %d never ran", k);
             total += sh->scans[i][k];

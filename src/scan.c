@@ -277,6 +277,12 @@ static int tally_keep(void *ctx, bool ok) {
 /* The fanout set, a chunk at a time, each chunk copied under its seqlock
  * and again if a writer overlapped the copy: to the scan's sink (or
  * counted) when no records are needed, else each entry's record visited. */
+/* Chunks of the fanout set fetched ahead of the walk: the hardware
+ * prefetcher stops at each 4 KiB page, and a chunk is 2112 bytes. Fanout
+ * A/B, two builds in one process (1M and 10M members, 10% active): at 10M
+ * 21-23% faster; at 1M, where the set is cache-warm, -4% to +4%. 1, 2 and 4
+ * chunks did about as well; 8 worse. */
+#define CHUNKS_AHEAD 2
 static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
                     const struct gt_scan *sc, uint64_t *pbuf) {
     const struct gt_act *a = v->act;
@@ -299,6 +305,12 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
     uint32_t as = (uint32_t)act_seq;
     for (uint32_t c = 0; c < hw; c++) {
         const struct gt_chunk *ch = gt_chunk_at(a, nchunks, c);
+        if (c + CHUNKS_AHEAD < hw) {
+            const char *next =
+                (const char *)gt_chunk_at(a, nchunks, c + CHUNKS_AHEAD);
+            for (size_t l = 0; l < sizeof *ch; l += GT_LINE)
+                __builtin_prefetch(next + l);
+        }
         uint64_t uid[GT_CHUNK_ENTRIES];
         uint32_t slot[GT_CHUNK_ENTRIES], n = 0;
         struct gt_wait wt = GT_WAIT_INIT;

@@ -26,6 +26,11 @@
  *   carries the low 32 bits of its activation number; a fanout skips entries
  *   activated after it read act_seq, so a member that was deactivated and
  *   re-activated into another chunk mid-fanout is not delivered twice.
+ *   Each chunk's act_max is its last activation, so no entry's act32 is
+ *   newer (a rolled-back activation may leave it newer than them all): a
+ *   fanout tests act32 only in a chunk whose act_max is newer than its
+ *   start, and otherwise reads only the entries' first parts (e), not
+ *   their act32 and slot (ref).
  * - New entries take the lowest free place (lowest chunk with room), which
  *   keeps the set packed at the front.
  */
@@ -62,6 +67,7 @@ static void chunk_init(struct gt_chunk *ch) {
     STORE(&ch->seq, 0, relaxed);
     ch->n = 0;
     STORE(&ch->occ, 0, relaxed);
+    STORE(&ch->act_max, 0, relaxed);
 }
 
 static void log_sizes(struct gt_wr *w, struct gt_act *a, int *r) {
@@ -107,12 +113,12 @@ static int act_grow(struct gt_wr *w, struct gt_view *v) {
     return 0;
 }
 
-static void entry_write(struct gt_aent *e, const gt_member *m, uint32_t slot) {
-    STORE(&e->user_id, m->user_id, relaxed);
-    STORE(&e->session_id, m->session_id, relaxed);
-    STORE(&e->worker, m->worker, relaxed);
-    STORE(&e->flags, m->flags, relaxed);
-    STORE(&e->slot, slot, relaxed);
+/* The routing part of entry i of chunk ch: member m's. */
+static void entry_write(struct gt_chunk *ch, uint32_t i, const gt_member *m) {
+    STORE(&ch->e[i].user_id, m->user_id, relaxed);
+    STORE(&ch->e[i].session_id, m->session_id, relaxed);
+    STORE(&ch->e[i].worker, m->worker, relaxed);
+    STORE(&ch->e[i].flags, m->flags, relaxed);
 }
 
 int gt__act_add(struct gt_wr *w, struct gt_view *v, uint64_t slot,
@@ -155,8 +161,12 @@ int gt__act_add(struct gt_wr *w, struct gt_view *v, uint64_t slot,
     uint64_t seqno = LOAD(&w->g->act_seq, relaxed) + 1;
     GT_HOOK("act_add");
     gt_seq_begin(&ch->seq);
-    entry_write(&ch->e[e], m, (uint32_t)slot);
-    STORE(&ch->e[e].act32, (uint32_t)seqno, relaxed);
+    entry_write(ch, e, m);
+    STORE(&ch->ref[e].act32, (uint32_t)seqno, relaxed);
+    STORE(&ch->ref[e].slot, (uint32_t)slot, relaxed);
+    /* not logged: after a rollback act_max is one activation too new, which
+     * only makes fanouts test this chunk's entries one by one */
+    STORE(&ch->act_max, (uint32_t)seqno, relaxed);
     STORE(&ch->occ, occ | (1ull << e), relaxed);
     ch->n++;
     if (ch->n == GT_CHUNK_ENTRIES) {
@@ -221,7 +231,7 @@ int gt__act_update(struct gt_wr *w, struct gt_view *v, uint32_t idx,
     if (r)
         return r;
     gt_seq_begin(&ch->seq);
-    entry_write(&ch->e[e], m, LOAD(&ch->e[e].slot, relaxed));
+    entry_write(ch, e, m);
     return 0;
 }
 
@@ -256,7 +266,11 @@ int gt__act_build(struct gt_wr *w, const struct gt_act *old,
             if (k == 0)
                 chunk_init(nc);
             memcpy((void *)&nc->e[k], (const void *)&oc->e[e], sizeof nc->e[k]);
-            STORE(&nc->e[k].slot, s - 1, relaxed);
+            STORE(&nc->ref[k].act32, LOAD(&oc->ref[e].act32, relaxed), relaxed);
+            STORE(&nc->ref[k].slot, s - 1, relaxed);
+            /* no copied entry is newer than the guild's last activation */
+            STORE(&nc->act_max, (uint32_t)LOAD(&w->g->act_seq, relaxed),
+                  relaxed);
             STORE(&nc->occ, LOAD(&nc->occ, relaxed) | (1ull << k), relaxed);
             nc->n++;
             STORE(&gt_rec_at(w->t, nst, nst->cap, s - 1)->meta,

@@ -152,8 +152,13 @@ static void check_act(struct ck *c, uint32_t gi, const struct gt_store *st,
         for (; occ; occ &= occ - 1) {
             uint32_t e = (uint32_t)__builtin_ctzll(occ);
             const struct gt_aent *x = &k->e[e];
-            uint32_t slot = LOAD(&x->slot, relaxed);
+            uint32_t slot = LOAD(&k->ref[e].slot, relaxed);
             uint32_t idx = ch * GT_CHUNK_ENTRIES + e;
+            /* a fanout tests act32 only in a chunk whose act_max is new */
+            if ((int32_t)(LOAD(&k->ref[e].act32, relaxed) -
+                          LOAD(&k->act_max, relaxed)) > 0)
+                bad(c, "guild #%u: fanout entry %u is newer than its chunk "
+                    "says", gi, idx);
             if (!st || slot >= cap) {
                 bad(c, "guild #%u: fanout entry %u points at slot %u of %u",
                     gi, idx, slot, cap);

@@ -201,20 +201,23 @@ static int fan_keep(void *ctx, bool ok) {
 }
 
 /* A chunk's passing entries into their batches (struct gt_sink). Inlined
- * once for the usual case (every entry of the set is active and there is
- * one partition: no test per entry) and once for the rest. */
+ * once for the usual case (no entry activated since the fanout began,
+ * every entry of the set active, one partition: no test per entry) and
+ * once for the rest. */
 static inline __attribute__((always_inline)) int
 fan_copy(struct fan *f, gt_table *t, const struct gt_scan *sc,
-         const struct gt_chunk *ch, uint32_t act_seq, bool general) {
+         const struct gt_chunk *ch, uint32_t act_seq, bool fresh,
+         bool flagged, bool general) {
     struct putter p = {f->at, 0, 0};
     const struct gt_filt filt = sc->filt;
     uint64_t occ = LOAD(&ch->occ, relaxed);
     int r = 0;
     while (occ) {
-        const struct gt_aent *x = &ch->e[(unsigned)__builtin_ctzll(occ)];
+        unsigned i = (unsigned)__builtin_ctzll(occ);
+        const struct gt_aent *x = &ch->e[i];
         occ &= occ - 1;
         uint32_t w = LOAD(&x->worker, relaxed);
-        if (!gt_aent_pass(x, w, act_seq, general, &filt))
+        if (general && !gt_aent_pass(ch, i, w, act_seq, fresh, flagged, &filt))
             continue;
         if (general && !gt_in_part(t, sc, LOAD(&x->user_id, relaxed)))
             continue;
@@ -232,9 +235,10 @@ fan_copy(struct fan *f, gt_table *t, const struct gt_scan *sc,
 static int fan_take(void *ctx, gt_table *t, const struct gt_scan *sc,
                     const struct gt_chunk *ch, uint32_t act_seq,
                     bool flagged) {
-    if (!flagged && sc->nparts <= 1)
-        return fan_copy(ctx, t, sc, ch, act_seq, false);
-    return fan_copy(ctx, t, sc, ch, act_seq, true);
+    bool fresh = gt_chunk_fresh(ch, act_seq);
+    if (!fresh && !flagged && sc->nparts <= 1)
+        return fan_copy(ctx, t, sc, ch, act_seq, false, false, false);
+    return fan_copy(ctx, t, sc, ch, act_seq, fresh, flagged, true);
 }
 
 /* A member of a scan that reads records (a role filter, or a filter

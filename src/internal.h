@@ -301,21 +301,36 @@ _Static_assert(sizeof(struct gt_rec) == 72, "record size");
 /* ---- fanout set (active.c) --------------------------------------------- */
 #define GT_ACT_MAGIC 0x7465737463616704ull
 #define GT_CHUNK_ENTRIES 64u
+/* An entry is in two parts: what a fanout reads (e: the recipient, its
+ * worker and flags) and what only a scan that reads records, or a fanout
+ * over a chunk activated into since it began, needs (ref). So a fanout
+ * reads 24 of each entry's 32 bytes. */
 struct gt_aent {
     a64 user_id;
     a64 session_id;
     a32 worker;
     a32 flags;
+};
+struct gt_aref {
     a32 act32; /* low 32 bits of the activation number */
     a32 slot;  /* storage slot of the member */
 };
 struct gt_chunk {
     a32 seq; /* odd while an entry is being written */
     uint32_t n;
-    a64 occ; /* bit i: e[i] holds an entry */
-    uint8_t pad[GT_LINE - 16];
+    a64 occ;     /* bit i: e[i] and ref[i] hold an entry */
+    a32 act_max; /* no entry's act32 is newer (the last activation here) */
+    uint8_t pad[GT_LINE - 20];
     struct gt_aent e[GT_CHUNK_ENTRIES];
+    struct gt_aref ref[GT_CHUNK_ENTRIES];
 };
+/* Whether chunk ch, read under its seqlock, may hold an entry activated
+ * after a scan that began at act_seq: only then are its entries' act32
+ * tested. */
+static inline bool gt_chunk_fresh(const struct gt_chunk *ch,
+                                  uint32_t act_seq) {
+    return (int32_t)(LOAD(&ch->act_max, relaxed) - act_seq) > 0;
+}
 /* Block: [struct gt_act][nonfull bitmap][chunks], positions derived from
  * nchunks (gt_chunk_at), which a reader reads once and bounds-checks. */
 struct gt_act {
@@ -328,7 +343,8 @@ struct gt_act {
     uint64_t bytes;
     uint8_t pad2[GT_LINE - 40];
 };
-_Static_assert(sizeof(struct gt_aent) == 32, "fanout entry size");
+_Static_assert(sizeof(struct gt_aent) == 24 && sizeof(struct gt_aref) == 8,
+               "fanout entry size");
 _Static_assert(sizeof(struct gt_chunk) == GT_LINE + 64 * 32, "chunk size");
 _Static_assert(sizeof(struct gt_act) == GT_LINE, "fanout set header size");
 
@@ -773,15 +789,19 @@ static inline bool gt_filt_roles(const struct gt_filt *f,
             (roles[2] & f->roles_any[2]) | (roles[3] & f->roles_any[3])) != 0;
 }
 
-/* Whether fanout-set entry x, read under its chunk's seqlock, is one a scan
- * that began at act_seq visits: activated before that, and, only if flagged
- * (a filter asking more than GT_ACTIVE), passing filt's flags and worker.
- * Inlined where entries are copied: no test of the case per entry. */
+/* Whether entry i of fanout-set chunk ch (of worker `worker`), read under
+ * the chunk's seqlock, is one a scan that began at act_seq visits:
+ * activated before that (tested only if the chunk is fresh), and, only if
+ * flagged (a filter asking more than GT_ACTIVE), passing filt's flags and
+ * worker. Inlined where entries are copied: no test of the case per entry. */
 static inline __attribute__((always_inline)) bool
-gt_aent_pass(const struct gt_aent *x, uint32_t worker, uint32_t act_seq,
-             bool flagged, const struct gt_filt *filt) {
-    return (int32_t)(LOAD(&x->act32, relaxed) - act_seq) <= 0 &&
-           (!flagged || gt_filt_flags(filt, LOAD(&x->flags, relaxed), worker));
+gt_aent_pass(const struct gt_chunk *ch, unsigned i, uint32_t worker,
+             uint32_t act_seq, bool fresh, bool flagged,
+             const struct gt_filt *filt) {
+    return (!fresh ||
+            (int32_t)(LOAD(&ch->ref[i].act32, relaxed) - act_seq) <= 0) &&
+           (!flagged ||
+            gt_filt_flags(filt, LOAD(&ch->e[i].flags, relaxed), worker));
 }
 struct gt_scan;
 /* A sink takes the fanout set a chunk at a time when a scan reads no

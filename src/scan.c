@@ -233,14 +233,16 @@ static uint32_t chunk_slots(const struct gt_chunk *ch,
                             const struct gt_filt *filt, uint32_t act_seq,
                             uint64_t *uid, uint32_t *slot) {
     uint64_t occ = LOAD(&ch->occ, relaxed);
+    bool fresh = gt_chunk_fresh(ch, act_seq);
     uint32_t n = 0;
     while (occ) {
-        const struct gt_aent *x = &ch->e[(unsigned)__builtin_ctzll(occ)];
+        unsigned i = (unsigned)__builtin_ctzll(occ);
         occ &= occ - 1;
-        if (!gt_aent_pass(x, LOAD(&x->worker, relaxed), act_seq, true, filt))
+        if (!gt_aent_pass(ch, i, LOAD(&ch->e[i].worker, relaxed), act_seq,
+                          fresh, true, filt))
             continue;
-        slot[n] = LOAD(&x->slot, relaxed);
-        uid[n++] = LOAD(&x->user_id, relaxed);
+        slot[n] = LOAD(&ch->ref[i].slot, relaxed);
+        uid[n++] = LOAD(&ch->e[i].user_id, relaxed);
     }
     return n;
 }
@@ -256,13 +258,14 @@ static int tally_take(void *ctx, gt_table *t, const struct gt_scan *sc,
                       bool flagged) {
     struct tally *y = ctx;
     uint64_t occ = LOAD(&ch->occ, relaxed);
+    bool fresh = gt_chunk_fresh(ch, act_seq);
     y->n = 0;
     while (occ) {
-        const struct gt_aent *x = &ch->e[(unsigned)__builtin_ctzll(occ)];
+        unsigned i = (unsigned)__builtin_ctzll(occ);
         occ &= occ - 1;
-        y->n += gt_aent_pass(x, LOAD(&x->worker, relaxed), act_seq, flagged,
-                             &sc->filt) &&
-                gt_in_part(t, sc, LOAD(&x->user_id, relaxed));
+        y->n += gt_aent_pass(ch, i, LOAD(&ch->e[i].worker, relaxed), act_seq,
+                             fresh, flagged, &sc->filt) &&
+                gt_in_part(t, sc, LOAD(&ch->e[i].user_id, relaxed));
     }
     return 0;
 }
@@ -303,12 +306,15 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
     struct gt_sink tally = {tally_take, tally_keep, &y};
     const struct gt_sink *sink = record ? NULL : sc->count ? &tally : sc->sink;
     uint32_t as = (uint32_t)act_seq;
+    /* the entries' second parts only for records */
+    size_t fetch = record ? sizeof(struct gt_chunk)
+                          : offsetof(struct gt_chunk, ref);
     for (uint32_t c = 0; c < hw; c++) {
         const struct gt_chunk *ch = gt_chunk_at(a, nchunks, c);
         if (c + CHUNKS_AHEAD < hw) {
             const char *next =
                 (const char *)gt_chunk_at(a, nchunks, c + CHUNKS_AHEAD);
-            for (size_t l = 0; l < sizeof *ch; l += GT_LINE)
+            for (size_t l = 0; l < fetch; l += GT_LINE)
                 __builtin_prefetch(next + l);
         }
         uint64_t uid[GT_CHUNK_ENTRIES];

@@ -11,7 +11,10 @@
  * library's stop points (src/hooks.c): a reader process stops at
  * "chunk_taken" for chunk 4, copied whole (worker 1's batch filled in it)
  * but not checked yet. Meanwhile the test changes chunk 4; then it resumes
- * the reader.
+ * the reader. And a member that leaves the set and comes back into a chunk
+ * the reader has yet to read is skipped there: each chunk records its
+ * newest activation, and a reader tests its entries' activation numbers
+ * only in a chunk newer than the reader's start.
  *
  * Layout (entries take the lowest free place, so member i of N, activated
  * in order, is entry i: chunk i / 64): members 0..29 belong to worker 2,
@@ -28,14 +31,16 @@
 #include "internal.h"
 
 #define G 7u
-#define N 320u
+#define N 300u
 #define W2 30u   /* members of worker 2, first */
-#define STOP "chunk_taken:5:stop" /* chunk 4 */
 #define FULL (W2 + GT_FANOUT_BATCH - 1) /* fills worker 1's batch */
 #define DROP_LO 256u /* the drop case deactivates members [DROP_LO, DROP_HI) */
 #define DROP_HI 296u
 #define REPLACED 290u /* the replace case gives it a new session */
-_Static_assert(FULL / GT_CHUNK_ENTRIES == 4 && N / GT_CHUNK_ENTRIES == 5 &&
+#define BACK 5u         /* the reactivate case: out of chunk 0 and back */
+#define NEWCOMER 9999u  /* ...after this new member took its place */
+_Static_assert(FULL / GT_CHUNK_ENTRIES == 4 &&
+                   (N - 1) / GT_CHUNK_ENTRIES == 4 && N % GT_CHUNK_ENTRIES &&
                    DROP_LO / GT_CHUNK_ENTRIES == 4 && DROP_HI > FULL &&
                    REPLACED / GT_CHUNK_ENTRIES == 4,
                "chunk 4 fills worker 1's batch and is the one changed");
@@ -51,6 +56,7 @@ struct result {
 static const char *name;
 static struct result *res; /* shared with the reader */
 static bool counting;      /* the reader counts (gt_select_count) */
+static char stop[32];      /* where it stops */
 
 static uint64_t user(uint32_t i) {
     return 1000 + i;
@@ -86,7 +92,7 @@ static int reader(void *arg) {
     gt_table *t;
     if (gt_open(name, NULL, &t))
         return 1;
-    setenv("GT_CRASH_AT", STOP, 1);
+    setenv("GT_CRASH_AT", stop, 1);
     if (counting) {
         /* ONLINE too: a count of ACTIVE alone is the guild's counter */
         gt_filter f = {.flags_set = GT_ACTIVE | GT_ONLINE};
@@ -100,32 +106,33 @@ static int reader(void *arg) {
     return 0;
 }
 
-/* Member i's entry is where the layout says. */
-static void entry_is(gt_table *t, uint32_t i) {
+/* Entry i holds member `member`. */
+static void entry_is(gt_table *t, uint32_t i, uint32_t member) {
     struct gt_guild *g = gt_guild_lookup(t, G);
     const struct gt_act *a = gt_at(t, LOAD(&g->act_off, relaxed));
     const struct gt_chunk *ch =
         gt_chunk_at(a, a->nchunks, i / GT_CHUNK_ENTRIES);
     cr_assert_eq(LOAD(&ch->e[i % GT_CHUNK_ENTRIES].user_id, relaxed),
-                 user(i), "member %u is not entry %u", i, i);
+                 user(member), "member %u is not entry %u", member, i);
 }
 
 /* A fresh table with G's N members; the reader (a fanout, or a count if
- * count) stopped at STOP while `write` changes chunk 4; then every member
- * must be delivered once, at version want(i) (0: not at all), to its
- * worker; or counted once. */
-static void overtake(bool count, void (*write)(gt_table *),
+ * count) stopped with chunk `chunk` taken, not checked, while `write`
+ * changes the set; then every member must be delivered once, at version
+ * want(i) (0: not at all), to its worker; or counted once. */
+static void overtake(bool count, uint32_t chunk, void (*write)(gt_table *),
                      unsigned (*want)(uint32_t)) {
     counting = count;
+    snprintf(stop, sizeof stop, "chunk_taken:%u:stop", chunk + 1);
     name = tc_name("fanout");
     res = tc_shared(sizeof *res);
     res->rc = 99;
     gt_table *t = tc_open(name, 10000, 4, 0);
     for (uint32_t i = 0; i < N; i++)
         put(t, i, 1);
-    entry_is(t, FULL);
-    entry_is(t, DROP_LO);
-    entry_is(t, N - 1);
+    entry_is(t, FULL, FULL);
+    entry_is(t, DROP_LO, DROP_LO);
+    entry_is(t, N - 1, N - 1);
     pid_t p = tc_spawn(reader, NULL);
     int st;
     cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
@@ -183,14 +190,42 @@ static unsigned replaced(uint32_t i) {
     return i == REPLACED ? 2 : 1;
 }
 
+/* With chunk 3 taken: member BACK, in chunk 0, which the reader has read,
+ * leaves the fanout set; a new member takes its place there; BACK comes
+ * back, into chunk 4's first free place, which the reader has yet to
+ * read. That entry is newer than the reader's start: skipped, or BACK
+ * would be delivered twice. */
+static void reactivate(gt_table *t) {
+    cr_assert_eq(gt_update_flags(t, G, user(BACK), 0, GT_ACTIVE, NULL), 0);
+    gt_member m = {.user_id = user(NEWCOMER), .session_id = 1, .worker = 3,
+                   .flags = GT_ONLINE | GT_ACTIVE};
+    cr_assert_eq(gt_insert(t, G, &m, NULL), 0);
+    cr_assert_eq(gt_update_flags(t, G, user(BACK), GT_ACTIVE, 0, NULL), 0);
+    entry_is(t, 0 * GT_CHUNK_ENTRIES + BACK, NEWCOMER);
+    entry_is(t, N, BACK); /* in chunk 4 */
+}
+
+static unsigned unchanged(uint32_t i) {
+    (void)i;
+    return 1;
+}
+
 Test(fault, a_fanout_overtaken_mid_chunk_drops_what_it_copied) {
-    overtake(false, drop, dropped);
+    overtake(false, 4, drop, dropped);
 }
 
 Test(fault, a_fanout_overtaken_mid_chunk_delivers_the_new_version_once) {
-    overtake(false, replace, replaced);
+    overtake(false, 4, replace, replaced);
 }
 
 Test(fault, a_count_overtaken_mid_chunk_counts_what_the_chunk_holds) {
-    overtake(true, drop, dropped);
+    overtake(true, 4, drop, dropped);
+}
+
+Test(fault, a_member_reactivated_mid_fanout_is_delivered_once) {
+    overtake(false, 3, reactivate, unchanged);
+}
+
+Test(fault, a_member_reactivated_mid_count_is_counted_once) {
+    overtake(true, 3, reactivate, unchanged);
 }

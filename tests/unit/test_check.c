@@ -159,6 +159,11 @@ Test(check, fanout_set_damage) {
     ch->n++;
     expect("counts");
     ch->n--;
+    uint32_t act_max = LOAD(&ch->act_max, relaxed);
+    STORE(&ch->act_max,
+          LOAD(&ch->ref[idx % GT_CHUNK_ENTRIES].act32, relaxed) - 1, relaxed);
+    expect("newer than its chunk says");
+    STORE(&ch->act_max, act_max, relaxed);
     uint32_t meta = LOAD(&r->meta, relaxed);
     STORE(&r->meta, GT_REC_LIVE, relaxed);
     expect("not in the fanout set");

@@ -40,7 +40,7 @@
 #define BACK 5u         /* the reactivate case: out of chunk 0 and back */
 #define NEWCOMER 9999u  /* ...after this new member took its place */
 _Static_assert(FULL / GT_CHUNK_ENTRIES == 4 &&
-                   (N - 1) / GT_CHUNK_ENTRIES == 4 && N % GT_CHUNK_ENTRIES &&
+                   (N - 1) / GT_CHUNK_ENTRIES == 4 && N % GT_CHUNK_ENTRIES != 0 &&
                    DROP_LO / GT_CHUNK_ENTRIES == 4 && DROP_HI > FULL &&
                    REPLACED / GT_CHUNK_ENTRIES == 4,
                "chunk 4 fills worker 1's batch and is the one changed");

@@ -30,12 +30,23 @@ gt_ensure_deps() {
         apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-# gt_build DIR [meson options...]: configure (once) and build.
+# gt_build DIR [meson options...]: configure (once) and build, quietly;
+# a failing step prints its output (the compiler's errors) to stderr.
 gt_build() {
     dir=$1
     shift
+    log=$(mktemp)
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >/dev/null
+        if ! meson setup "$dir" "$@" >"$log" 2>&1; then
+            cat "$log" >&2
+            rm -f "$log"
+            return 1
+        fi
     fi
-    ninja -C "$dir" >/dev/null
+    if ! ninja -C "$dir" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        return 1
+    fi
+    rm -f "$log"
 }

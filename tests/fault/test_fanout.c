@@ -14,7 +14,8 @@
  * the reader. And a member that leaves the set and comes back into a chunk
  * the reader has yet to read is skipped there: each chunk records its
  * newest activation, and a reader tests its entries' activation numbers
- * only in a chunk newer than the reader's start.
+ * only in a chunk newer than the reader's start. And a fanout evicted
+ * while stopped there delivers nothing more: it ends with GT_ESTALE.
  *
  * Layout (entries take the lowest free place, so member i of N, activated
  * in order, is entry i: chunk i / 64): members 0..29 belong to worker 2,
@@ -104,6 +105,32 @@ static int reader(void *arg) {
     unsetenv("GT_CRASH_AT");
     gt_close(t);
     return 0;
+}
+
+/* Whether process pid holds a pin (-1: it has no slot). */
+struct pin_of {
+    pid_t pid;
+    int pinned;
+};
+static int see_pin(void *ctx, const gt_reader_stat *r) {
+    struct pin_of *p = ctx;
+    if (r->pid == (uint32_t)p->pid)
+        p->pinned = r->pinned ? 1 : p->pinned < 0 ? 0 : p->pinned;
+    return 0;
+}
+static int pinned(gt_table *t, pid_t pid) {
+    struct pin_of p = {pid, -1};
+    cr_assert_eq(gt_readers(t, see_pin, &p), 0);
+    return p.pinned;
+}
+
+static pid_t stopped_reader; /* until resumed: killed if a test fails */
+static void kill_reader(void) {
+    if (stopped_reader > 0) {
+        kill(stopped_reader, SIGKILL);
+        waitpid(stopped_reader, NULL, 0);
+        stopped_reader = 0;
+    }
 }
 
 /* Entry i holds member `member`. */
@@ -228,4 +255,52 @@ Test(fault, a_member_reactivated_mid_fanout_is_delivered_once) {
 
 Test(fault, a_member_reactivated_mid_count_is_counted_once) {
     overtake(true, 3, reactivate, unchanged);
+}
+
+/* A fanout stopped with chunk 4 taken (worker 1's batch filled in it, not
+ * delivered yet) stalls until writers of another guild, needing the
+ * memory its pin holds back, evict it. Resumed, it finds chunk 4's seqlock
+ * unchanged (nothing wrote G), but it must not deliver the batch: what an
+ * evicted reader copied may come from reused memory. It ends with
+ * GT_ESTALE, having delivered nothing (no batch filled before chunk 4). */
+Test(fault, an_evicted_fanout_delivers_nothing_more, .timeout = 120,
+     .fini = kill_reader) {
+    counting = false;
+    snprintf(stop, sizeof stop, "chunk_taken:5:stop");
+    name = tc_name("fanout");
+    res = tc_shared(sizeof *res);
+    res->rc = 99;
+    gt_options o = {.max_members = 50000, .stall_timeout_ms = 200,
+                    .flags = GT_CREATE | GT_EXCL};
+    gt_table *t;
+    cr_assert_eq(gt_open(name, &o, &t), 0);
+    for (uint32_t i = 0; i < N; i++)
+        put(t, i, 1);
+    entry_is(t, FULL, FULL);
+    pid_t p = stopped_reader = tc_spawn(reader, NULL);
+    int st;
+    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
+    cr_assert(WIFSTOPPED(st), "the reader did not stop (status %#x)", st);
+    cr_assert_eq(pinned(t, p), 1);
+    /* grow and shrink another guild until the blocks it retires, which
+     * the reader's pin holds back, make a write evict the pin */
+    int round = 0;
+    for (; round < 20 && pinned(t, p) == 1; round++) {
+        for (uint64_t u = 1; u < 45000; u++) {
+            gt_member m = tc_member(u, 2);
+            cr_assert_eq(gt_insert(t, G + 1, &m, NULL), 0);
+        }
+        for (uint64_t u = 1; u < 45000; u++)
+            cr_assert_eq(gt_delete(t, G + 1, u), 0);
+    }
+    cr_assert_eq(pinned(t, p), 0, "the stalled fanout kept its pin through "
+                 "%d rounds", round);
+    kill(p, SIGCONT);
+    stopped_reader = 0;
+    tc_reap(&p, 1, "reader");
+    cr_assert_eq(res->rc, GT_ESTALE, "an evicted fanout returned %d",
+                 res->rc);
+    cr_assert_eq(res->n, 0, "an evicted fanout delivered %u recipients",
+                 res->n);
+    tc_drop(t, name);
 }

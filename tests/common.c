@@ -122,3 +122,36 @@ uint64_t tc_rand(uint64_t *s) {
     *s += 0x9e3779b97f4a7c15ull;
     return tc_mix(*s);
 }
+
+struct pin_of {
+    pid_t pid;
+    int pinned;
+};
+static int see_pin(void *ctx, const gt_reader_stat *r) {
+    struct pin_of *p = ctx;
+    if (r->pid == (uint32_t)p->pid)
+        p->pinned = r->pinned ? 1 : p->pinned < 0 ? 0 : p->pinned;
+    return 0;
+}
+
+int tc_pinned(gt_table *t, pid_t pid) {
+    struct pin_of p = {pid, -1};
+    cr_assert_eq(gt_readers(t, see_pin, &p), 0);
+    return p.pinned;
+}
+
+void tc_evict(gt_table *t, uint64_t gid, pid_t pid) {
+    int round = 0;
+    for (; round < 20 && tc_pinned(t, pid) == 1; round++) {
+        for (uint64_t u = 1; u < 45000; u++) {
+            gt_member m = tc_member(u, 2);
+            int r = gt_insert(t, gid, &m, NULL);
+            cr_assert_eq(r, 0, "round %d insert %lu: %s", round,
+                         (unsigned long)u, gt_strerror(r));
+        }
+        for (uint64_t u = 1; u < 45000; u++)
+            cr_assert_eq(gt_delete(t, gid, u), 0);
+    }
+    cr_assert_eq(tc_pinned(t, pid), 0, "the stalled reader kept its pin "
+                 "through %d rounds of churn", round);
+}

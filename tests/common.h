@@ -34,6 +34,13 @@ void *tc_shared(size_t bytes);
 pid_t tc_spawn(int (*fn)(void *), void *arg);
 /* Wait for the children; assert each exited 0 (naming the one that did not). */
 void tc_reap(const pid_t *pids, int n, const char *what);
+/* Whether process pid holds a reader pin in t: 1, 0, or -1 (no slot). */
+int tc_pinned(gt_table *t, pid_t pid);
+/* Grow and shrink guild gid (by 45,000 members a round, at most 20
+ * rounds) until the blocks it retires, which pid's stalled pin holds back,
+ * make a write evict that pin; assert every write succeeds and the pin is
+ * gone. t needs room for the members and a short stall_timeout_ms. */
+void tc_evict(gt_table *t, uint64_t gid, pid_t pid);
 /* Seconds stress tests run (GT_STRESS_SECONDS, default def). */
 double tc_seconds(double def);
 double tc_now(void);

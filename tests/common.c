@@ -155,3 +155,10 @@ void tc_evict(gt_table *t, uint64_t gid, pid_t pid) {
     cr_assert_eq(tc_pinned(t, pid), 0, "the stalled reader kept its pin "
                  "through %d rounds of churn", round);
 }
+
+void tc_stopped(pid_t pid, const char *what) {
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(st), "the %s (pid %d) did not stop (status %#x)",
+              what, (int)pid, st);
+}

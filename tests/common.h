@@ -34,6 +34,9 @@ void *tc_shared(size_t bytes);
 pid_t tc_spawn(int (*fn)(void *), void *arg);
 /* Wait for the children; assert each exited 0 (naming the one that did not). */
 void tc_reap(const pid_t *pids, int n, const char *what);
+/* Wait until child pid stops (SIGSTOP at a GT_CRASH_AT stop point); assert
+ * it did, naming it `what`. */
+void tc_stopped(pid_t pid, const char *what);
 /* Whether process pid holds a reader pin in t: 1, 0, or -1 (no slot). */
 int tc_pinned(gt_table *t, pid_t pid);
 /* Grow and shrink guild gid (by 45,000 members a round, at most 20

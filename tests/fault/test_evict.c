@@ -63,12 +63,6 @@ static int counter(void *arg) {
     return 0;
 }
 
-static void stopped(pid_t p, const char *what) {
-    int st;
-    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
-    cr_assert(WIFSTOPPED(st), "the %s did not stop (status %#x)", what, st);
-}
-
 Test(fault, stalled_count_is_evicted, .timeout = 120, .fini = kill_kids) {
     name = tc_name("evict");
     rc = tc_shared(sizeof *rc + sizeof *counted);
@@ -83,9 +77,9 @@ Test(fault, stalled_count_is_evicted, .timeout = 120, .fini = kill_kids) {
         cr_assert_eq(gt_insert(t, G, &m, NULL), 0);
     }
     pid_t w = kids[0] = tc_spawn(stuck_insert, NULL);
-    stopped(w, "writer");
+    tc_stopped(w, "writer");
     pid_t s = kids[1] = tc_spawn(counter, NULL);
-    stopped(s, "counting scan"); /* at the stuck record, pinned */
+    tc_stopped(s, "counting scan"); /* at the stuck record, pinned */
     cr_assert_eq(tc_pinned(t, s), 1);
     /* every write succeeds while the pin is evicted */
     tc_evict(t, CHURN, s);

@@ -144,9 +144,7 @@ static void overtake(bool count, uint32_t chunk, void (*write)(gt_table *),
     entry_is(t, DROP_LO, DROP_LO);
     entry_is(t, N - 1, N - 1);
     pid_t p = tc_spawn(reader, NULL);
-    int st;
-    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
-    cr_assert(WIFSTOPPED(st), "the reader did not stop (status %#x)", st);
+    tc_stopped(p, "reader");
     write(t);
     kill(p, SIGCONT);
     tc_reap(&p, 1, "reader");
@@ -261,9 +259,7 @@ Test(fault, an_evicted_fanout_delivers_nothing_more, .timeout = 120,
         put(t, i, 1);
     entry_is(t, FULL, FULL);
     pid_t p = stopped_reader = tc_spawn(reader, NULL);
-    int st;
-    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
-    cr_assert(WIFSTOPPED(st), "the reader did not stop (status %#x)", st);
+    tc_stopped(p, "reader");
     cr_assert_eq(tc_pinned(t, p), 1);
     tc_evict(t, G + 1, p); /* another guild's writes evict the pin */
     kill(p, SIGCONT);

@@ -73,12 +73,6 @@ static int reader(void *arg) {
     return 0;
 }
 
-static void stopped(pid_t p) {
-    int st;
-    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
-    cr_assert(WIFSTOPPED(st), "pid %d did not stop (status %#x)", (int)p, st);
-}
-
 /* Member user of guild gid at version (its payload bytes all version). */
 static void put(gt_table *t, uint64_t gid, uint64_t user, uint8_t version) {
     gt_member m = tc_member(user, version);
@@ -115,7 +109,7 @@ static void overtake(const char *at, bool many, void (*write)(gt_table *),
         put(t, G, x, 1);
         g_was = gt_guild_lookup(t, G);
         pid_t p = tc_spawn(reader, NULL);
-        stopped(p);
+        tc_stopped(p, "reader");
         write(t);
         kill(p, SIGCONT);
         tc_reap(&p, 1, "reader");

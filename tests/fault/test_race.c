@@ -28,12 +28,6 @@ static const char *name;
 static int to_parent[2], to_w[2];
 static int *rc; /* shared: W's insert on H, X's insert on G */
 
-static void stopped(pid_t p) {
-    int st;
-    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
-    cr_assert(WIFSTOPPED(st), "pid %d did not stop (status %#x)", (int)p, st);
-}
-
 static int writer_w(void *arg) {
     (void)arg;
     gt_table *t;
@@ -80,9 +74,9 @@ Test(fault, a_live_writers_log_is_not_recovered, .timeout = 60) {
     char c;
     cr_assert_eq(read(to_parent[0], &c, 1), 1); /* W wrote G */
     pid_t x = tc_spawn(writer_x, NULL);
-    stopped(x); /* X holds G, inside the check of W's log */
+    tc_stopped(x, "writer X"); /* X holds G, inside the check of W's log */
     cr_assert_eq(write(to_w[1], "g", 1), 1);
-    stopped(w); /* W holds H, its log full of H's write */
+    tc_stopped(w, "writer W"); /* W holds H, its log full of H's write */
     kill(x, SIGCONT);
     tc_reap(&x, 1, "writer X");
     kill(w, SIGCONT);

@@ -36,12 +36,6 @@ struct shared {
 static struct shared *sh;
 static const char *name;
 
-static void stopped(pid_t p) {
-    int st;
-    cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
-    cr_assert(WIFSTOPPED(st), "pid %d did not stop (status %#x)", (int)p, st);
-}
-
 static int insert_newbie(void *arg) {
     (void)arg;
     gt_table *t;
@@ -117,9 +111,9 @@ Test(fault, scan_meets_rolled_back_insert_in_reused_block, .timeout = 120) {
     cr_assert_eq(gt_check(t, &rep), 0, "reused block not clean");
 
     pid_t w = tc_spawn(insert_newbie, NULL);
-    stopped(w); /* control byte set, record mid-write */
+    tc_stopped(w, "writer"); /* control byte set, record mid-write */
     pid_t s = tc_spawn(scan, NULL);
-    stopped(s); /* waiting on that record */
+    tc_stopped(s, "scan"); /* waiting on that record */
     kill(w, SIGKILL);
     cr_assert_eq(waitpid(w, NULL, 0), w);
     kill(s, SIGCONT); /* it sees the writer dead and rolls it back */

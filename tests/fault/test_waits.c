@@ -89,9 +89,7 @@ Test(fault, waits_and_recoveries_are_counted, .timeout = 60) {
     cr_assert(s.lock_waits == 0 && s.read_waits == 0 && s.recoveries == 0);
 
     pid_t w = tc_spawn(stuck_insert, NULL);
-    int st;
-    cr_assert_eq(waitpid(w, &st, WUNTRACED), w);
-    cr_assert(WIFSTOPPED(st), "the writer did not stop");
+    tc_stopped(w, "writer");
     pid_t w2 = tc_spawn(second_writer, NULL);
     await(t, 0, 1); /* the second writer waits for the guild's lock */
     pid_t r = tc_spawn(reader, NULL);

@@ -709,6 +709,20 @@ uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
 uint64_t gt__store_free_slot(const struct gt_store *st, uint32_t cap,
                              uint64_t h) GT_INTERNAL;
 bool gt__store_full(uint64_t members, uint64_t tombs, uint32_t cap) GT_INTERNAL;
+/* Copy size bytes of record r's payload out, under its seqlock (the
+ * caller checks it), a word at a time. */
+static inline void gt_rec_payload(const struct gt_rec *r, uint32_t size,
+                                  void *out) {
+    uint8_t *p = out;
+    for (uint32_t i = 0; i < size / 8; i++) {
+        uint64_t v = LOAD(&r->payload[i], relaxed);
+        memcpy(p + 8 * i, &v, 8);
+    }
+    if (size % 8) {
+        uint64_t v = LOAD(&r->payload[size / 8], relaxed);
+        memcpy(p + size - size % 8, &v, size % 8);
+    }
+}
 /* A record's eight words <-> gt_member. */
 static inline void gt__rec_unpack(const uint64_t w[8], gt_member *m) {
     m->user_id = w[0];

@@ -771,21 +771,6 @@ GT_API int gt_guild_reserve(gt_table *t, uint64_t guild_id, uint64_t members) {
 
 /* ---- reads ----------------------------------------------------------------- */
 
-/* Copy the payload of the record at r out, under its seqlock. */
-static inline void payload_get(gt_table *t, const struct gt_rec *r,
-                               void *payload) {
-    uint32_t ps = t->seg->g.payload_size;
-    uint8_t *p = payload;
-    for (uint32_t i = 0; i < ps / 8; i++) {
-        uint64_t v = LOAD(&r->payload[i], relaxed);
-        memcpy(p + 8 * i, &v, 8);
-    }
-    if (ps % 8) {
-        uint64_t v = LOAD(&r->payload[ps / 8], relaxed);
-        memcpy(p + ps - ps % 8, &v, ps % 8);
-    }
-}
-
 /* A record's words after its key, as a lookup copies them out under the
  * record's seqlock (named fields, so that they stay in registers). */
 struct rec_copy {
@@ -835,7 +820,7 @@ rec_read(gt_table *t, const struct gt_rec *r, uint64_t uid, gt_member *out,
     struct rec_copy c = rec_copy(r);
     uint32_t meta = LOAD(&r->meta, relaxed);
     if (payload)
-        payload_get(t, r, payload);
+        gt_rec_payload(r, t->seg->g.payload_size, payload);
     /* pairs with the release fence of gt_seq_begin */
     atomic_thread_fence(memory_order_acquire);
     if (GT_UNLIKELY(LOAD(&r->seq, relaxed) != s1))

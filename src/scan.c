@@ -103,7 +103,6 @@ static inline int rec_read(gt_table *t, struct gt_guild *g,
                            const struct gt_rec *r, uint32_t psize,
                            uint64_t w[8], uint64_t *payload, uint32_t *meta) {
     struct gt_wait wt = GT_WAIT_INIT;
-    uint32_t full = psize / 8, tail = psize % 8;
     for (;;) {
         uint32_t s1 = LOAD(&r->seq, acquire);
         if (s1 & 1u) {
@@ -117,14 +116,8 @@ static inline int rec_read(gt_table *t, struct gt_guild *g,
         w[4] = LOAD(&r->w[4], relaxed), w[5] = LOAD(&r->w[5], relaxed);
         w[6] = LOAD(&r->w[6], relaxed), w[7] = LOAD(&r->w[7], relaxed);
         uint32_t mt = LOAD(&r->meta, relaxed);
-        if (payload) {
-            for (uint32_t i = 0; i < full; i++)
-                payload[i] = LOAD(&r->payload[i], relaxed);
-            if (tail) {
-                uint64_t v = LOAD(&r->payload[full], relaxed);
-                memcpy(&payload[full], &v, tail);
-            }
-        }
+        if (payload)
+            gt_rec_payload(r, psize, payload);
         /* pairs with the release fence of gt_seq_begin */
         atomic_thread_fence(memory_order_acquire);
         if (LOAD(&r->seq, relaxed) != s1)

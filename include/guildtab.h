@@ -194,8 +194,9 @@ GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
  * inserted, or replacing the member with its user_id). Faster than n calls
  * (README: "Figures"): the guild is locked once per 256 members, the
  * storage grown once for them, the members' memory fetched ahead, and up
- * to 16 members committed at a time (fewer when their records are large
- * and fill the undo log; a replacement that touches the fanout set, or an
+ * to 16 members committed at a time (fewer when the records of members
+ * they replace are large and fill the undo log; a new member's record is
+ * not copied into it; a replacement that touches the fanout set, or an
  * entry that must grow it, is committed alone). Each member is whole to
  * readers; the batch is not one atomic write, but it is applied in order,
  * so after a crash or an error a prefix of it stands.

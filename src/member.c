@@ -161,17 +161,34 @@ static void write_words(struct gt_rec *r, const uint64_t w[8]) {
     STORE(&r->w[6], w[6], relaxed), STORE(&r->w[7], w[7], relaxed);
 }
 
-/* Write a record whole (words, payload if write_payload, meta). */
-static int rec_write(struct gt_wr *w, struct gt_rec *r, const uint64_t nw[8],
-                     bool write_payload, const void *payload, uint32_t meta) {
+/* What a write logs of a record for its rollback: all of it (the stride),
+ * or only its seqlock and meta (REC_HEAD) where a rollback need not bring
+ * back its words and payload: in a free slot, which a write fills (every
+ * reader tests meta's GT_REC_LIVE after its seqlock check, so a free
+ * slot's words are never taken for a member; see gt__store_make), and in
+ * a delete, which keeps them. */
+#define REC_HEAD ((uint32_t)offsetof(struct gt_rec, w))
+_Static_assert(offsetof(struct gt_rec, seq) == 0 &&
+                   offsetof(struct gt_rec, meta) == 4,
+               "REC_HEAD is the seqlock and meta");
+
+/* Write a record whole (words, payload if write_payload, meta), logging
+ * its first `logged` bytes (REC_HEAD or the stride) if the section has
+ * not. */
+static int rec_write(struct gt_wr *w, struct gt_rec *r, uint32_t logged,
+                     const uint64_t nw[8], bool write_payload,
+                     const void *payload, uint32_t meta) {
     gt_table *t = w->t;
     /* Only this function makes a record's seqlock odd, after logging the
      * record, and it stays odd until the section ends (gt__log_seal, or a
      * rollback's restore; a store rebuild copies records with an even
      * one). So odd: the record is in the log already; even: it is not, and
-     * no search of the log is needed. */
+     * no search of the log is needed. So the first write of the section
+     * chooses what is logged: a slot free when the section began is free
+     * again after its rollback, whatever later writes put there; a delete
+     * is the last write of its section to its record. */
     if (!(LOAD(&r->seq, relaxed) & 1u)) {
-        int e = gt__log_new(t, w->log, r, t->seg->g.stride,
+        int e = gt__log_new(t, w->log, r, logged,
                             (int)offsetof(struct gt_rec, seq));
         if (e)
             return e;
@@ -190,6 +207,7 @@ static int rec_write(struct gt_wr *w, struct gt_rec *r, const uint64_t nw[8],
         }
     }
     STORE(&r->meta, meta, relaxed);
+    GT_HOOK("record_written");
     return 0;
 }
 
@@ -249,7 +267,8 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
     gt__rec_pack(m, nw);
     /* the slot was free: its control byte is not in the log yet (no write
      * frees a slot and fills it again in one section) */
-    if ((r = rec_write(w, rec, nw, true, payload, GT_REC_LIVE | idx)) ||
+    if ((r = rec_write(w, rec, REC_HEAD, nw, true, payload,
+                       GT_REC_LIVE | idx)) ||
         (r = gt__log_new(w->t, w->log, ctrl, 1, -1)))
         return r;
     GT_HOOK("insert_ctrl");
@@ -276,7 +295,8 @@ static int put_replace(struct gt_wr *w, struct gt_view *v, uint64_t slot,
         return r;
     uint64_t nw[8];
     gt__rec_pack(m, nw);
-    if ((r = rec_write(w, rec, nw, true, payload, GT_REC_LIVE | idx)))
+    if ((r = rec_write(w, rec, w->t->seg->g.stride, nw, true, payload,
+                       GT_REC_LIVE | idx)))
         return r;
     count_flags(w->g, oldf, true, m->flags, true);
     return 0;
@@ -329,7 +349,8 @@ GT_API int gt_insert_new(gt_table *t, uint64_t guild_id, const gt_member *m,
 }
 
 /* What a part of gt_insert_many may log, counted before it is applied so
- * that it fits the log: each insert its record and control byte; a new
+ * that it fits the log: each insert its record (a new member's head only)
+ * and control byte; a new
  * member joining the fanout set (with room) at most the set's sizes, a
  * chunk header and a bitmap word; the part the count it reserved and the
  * counters line. The first insert always fits: a log holds two records
@@ -341,8 +362,8 @@ struct part_room {
 static struct part_room part_room(const struct gt_wr *w) {
     return (struct part_room){w->log->ent_cap - 2, w->log->data_cap - GT_LINE};
 }
-static bool part_take(struct part_room *pr, uint32_t stride, bool joins) {
-    uint32_t ents = 2 + (joins ? 3 : 0), bytes = stride + 8 + (joins ? 32 : 0);
+static bool part_take(struct part_room *pr, uint32_t logged, bool joins) {
+    uint32_t ents = 2 + (joins ? 3 : 0), bytes = logged + 8 + (joins ? 32 : 0);
     if (ents > pr->ents || bytes > pr->bytes)
         return false;
     pr->ents -= ents;
@@ -408,7 +429,8 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
                           m[at + j].user_id == m[i].user_id;
             bool joins = act && si == GT_NOT_FOUND &&
                          gt_act_room(&v, joiners + 1);
-            bool fits = part_take(&pr, t->seg->g.stride, joins);
+            bool fits = part_take(
+                &pr, si == GT_NOT_FOUND ? REC_HEAD : t->seg->g.stride, joins);
             if (k && (repeat || (act && !joins) || !fits))
                 break; /* (the first always fits) */
             h[k] = hi;
@@ -549,7 +571,8 @@ static int update(gt_table *t, uint64_t gid, uint64_t uid, enum upd kind,
     uint32_t meta = LOAD(&rec->meta, relaxed), idx;
     if ((r = gt__log_counters(&w)) ||
         (r = act_sync(&w, &v, slot, oldf, &m, meta & ~GT_REC_LIVE, &idx)) ||
-        (r = rec_write(&w, rec, nw, false, NULL, GT_REC_LIVE | idx))) {
+        (r = rec_write(&w, rec, t->seg->g.stride, nw, false, NULL,
+                       GT_REC_LIVE | idx))) {
         gt__wr_abort(&w);
         return r;
     }
@@ -617,7 +640,8 @@ static int many_apply(struct gt_wr *w, struct gt_view *v,
     if ((r = gt__log_counters(w)) ||
         (r = act_sync(w, v, op->slot, op->oldf, &m, meta & ~GT_REC_LIVE,
                       &idx)) ||
-        (r = rec_write(w, op->rec, nw, false, NULL, GT_REC_LIVE | idx)))
+        (r = rec_write(w, op->rec, w->t->seg->g.stride, nw, false, NULL,
+                       GT_REC_LIVE | idx)))
         return r;
     count_flags(w->g, op->oldf, true, op->newf, true);
     if (!gt__act_sparse(v->act))
@@ -730,7 +754,7 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
         goto fail;
     /* the tombstone is stored at commit: a reader that skipped the slot
      * now would see the member gone before the delete is certain */
-    if ((r = rec_write(&w, rec, ow, false, NULL, 0)) ||
+    if ((r = rec_write(&w, rec, REC_HEAD, ow, false, NULL, 0)) ||
         (r = gt__log_set(t, w.log, ctrl, GT_CTRL_DEAD)) ||
         (r = gt__log_action(w.log, GT_LOG_COUNT, 0, 0, 0, -1)))
         goto fail;

@@ -17,7 +17,7 @@
 
 static const char *const steps[] = {
     /* guild writes (undo log in the writer's slot) */
-    "record", "insert_ctrl", "insert_done", "act_add", "act_remove", "guild_drop",
+    "record", "record_written", "insert_ctrl", "insert_done", "act_add", "act_remove", "guild_drop",
     "rebuild_made", "rebuild_copied", "rebuild_published", "commit",
     "sealed",
     /* global-lock sections (the global undo log) */

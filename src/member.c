@@ -1043,8 +1043,9 @@ lookup_slow(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
     struct gt_wait wt = GT_WAIT_INIT;
     for (;;) {
         uint32_t vs;
-        const struct gt_store *st;
-        uint64_t cap;
+        const struct gt_store *st = NULL; /* set when lookup_view returns 1
+                                             (-O3 --coverage cannot tell) */
+        uint64_t cap = 0;
         int r = lookup_view(t, g, gid, &wt, &vs, &st, &cap);
         if (r <= 0)
             return r ? r : GT_ENOENT;

@@ -258,7 +258,10 @@ GT_API int gt_contains(gt_table *t, uint64_t guild_id, uint64_t user_id);
 
 /*
  * gt_delete - remove the member. The guild stays, even when empty.
- * Errors: GT_ENOENT (no such guild or member).
+ * Errors: GT_ENOENT (no such guild or member); GT_EFULL, GT_ENOSPC or
+ *   GT_ENOMEM when the delete leaves the guild's storage or fanout set
+ *   sparse enough to be rebuilt smaller and no memory could be had for it
+ *   (nothing changed).
  */
 GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id);
 
@@ -268,7 +271,8 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id);
  * Setting or clearing GT_ACTIVE adds or removes the member from the guild's
  * fanout set.
  * Errors: GT_EINVAL (set or clear has bits 2-15), GT_ENOENT, GT_EFULL /
- *   GT_ENOSPC (the fanout set had to grow and could not).
+ *   GT_ENOSPC (the fanout set had to grow, or be rebuilt smaller, and no
+ *   memory could be had), GT_ENOMEM (as gt_delete).
  */
 GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
                            uint32_t set, uint32_t clear, uint32_t *old_flags);

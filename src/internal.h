@@ -58,10 +58,10 @@ static inline uint64_t gt_align_up(uint64_t v, uint64_t a) {
 /* ---- undo log (lock.c) --------------------------------------------------
  * Every write to shared state that readers or later writers can reach is
  * preceded by a log entry holding the old bytes a rollback needs (of a
- * record in a free slot only its seqlock and meta: member.c's REC_HEAD).
- * An operation commits by
- * setting state COMMITTED and then clearing the log. Rolling back (on error,
- * or when a process dies holding the lock) restores entries newest first.
+ * record that fills a free slot, or is deleted, only its seqlock and meta:
+ * member.c's REC_HEAD). An operation commits by setting state COMMITTED
+ * and then clearing the log. Rolling back (on error, or when a process
+ * dies holding the lock) restores entries newest first.
  * Entry kinds beyond BYTES carry actions on other lock domains (heap, member
  * count), each marked done inside the global lock's own logged section so it
  * happens exactly once.

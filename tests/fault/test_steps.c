@@ -17,9 +17,9 @@
 
 static const char *const steps[] = {
     /* guild writes (undo log in the writer's slot) */
-    "record", "record_written", "insert_ctrl", "insert_done", "act_add", "act_remove", "guild_drop",
-    "rebuild_made", "rebuild_copied", "rebuild_published", "commit",
-    "sealed",
+    "record", "record_written", "insert_ctrl", "insert_done", "act_add",
+    "act_remove", "guild_drop", "rebuild_made", "rebuild_copied",
+    "rebuild_published", "commit", "sealed",
     /* global-lock sections (the global undo log) */
     "alloc", "heap_split", "heap_merge", "retire", "undir", "guild_create",
     "count_reserve", "action",

@@ -418,3 +418,56 @@ Test(member, out_of_process_memory) {
     cr_assert_eq(st.capacity, cap, "the failed rebuild left its storage");
     cr_assert_eq(gt_insert(t, 1, &m, NULL), 0, "and works once memory is back");
 }
+
+/* Removes members 0..n-1 one call at a time with allocations failing, by
+ * delete (del) or by clearing GT_ACTIVE, until one must rebuild the guild
+ * smaller (it needs a temporary map): that call must fail with GT_ENOMEM
+ * and change nothing; with memory back, it succeeds. Returns the member it
+ * stopped at. */
+static uint64_t shrink_without_memory(bool del, uint64_t n) {
+    for (uint64_t u = 0; u < n; u++) {
+        gt_guild_stat before, after;
+        cr_assert_eq(gt_guild_info(t, 1, &before), 0);
+        fail_allocs = true;
+        int r = del ? gt_delete(t, 1, u)
+                    : gt_update_flags(t, 1, u, 0, GT_ACTIVE, NULL);
+        fail_allocs = false;
+        if (r == 0)
+            continue; /* no rebuild this time */
+        cr_assert_eq(r, GT_ENOMEM, "%s %lu: %s", del ? "delete" : "update",
+                     (unsigned long)u, gt_strerror(r));
+        cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+        cr_assert(memcmp(&before, &after, sizeof before) == 0,
+                  "the failed write changed the guild");
+        gt_member m, want = tc_member(u, 1);
+        want.flags |= GT_ACTIVE;
+        cr_assert_eq(gt_lookup(t, 1, u, &m, NULL), 0);
+        cr_assert(memcmp(&m, &want, sizeof m) == 0);
+        gt_check_report rep = {0};
+        cr_assert_eq(gt_check(t, &rep), 0);
+        cr_assert_eq(rep.violations, 0);
+        cr_assert_eq(del ? gt_delete(t, 1, u)
+                         : gt_update_flags(t, 1, u, 0, GT_ACTIVE, NULL),
+                     0, "and works once memory is back");
+        cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+        cr_assert(after.bytes_used < before.bytes_used, "it rebuilt smaller");
+        return u;
+    }
+    cr_assert_fail("no %s rebuilt the guild", del ? "delete" : "update");
+    return n;
+}
+
+/* A delete, or a flag update that leaves the fanout set, that rebuilds the
+ * guild smaller reports GT_ENOMEM without process memory, and changes
+ * nothing (as documented in guildtab.h). */
+Test(member, shrink_out_of_process_memory) {
+    for (uint64_t u = 0; u < 3000; u++) {
+        gt_member m = tc_member(u, 1);
+        m.flags |= GT_ACTIVE;
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    uint64_t at = shrink_without_memory(false, 3000);
+    for (uint64_t u = 0; u <= at; u++) /* back into the set */
+        cr_assert_eq(gt_update_flags(t, 1, u, GT_ACTIVE, 0, NULL), 0);
+    shrink_without_memory(true, 3000);
+}

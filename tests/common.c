@@ -134,6 +134,21 @@ static int see_pin(void *ctx, const gt_reader_stat *r) {
     return 0;
 }
 
+static int count_fan(void *ctx, uint32_t w, const gt_recipient *r, size_t n) {
+    (void)w, (void)r;
+    *(uint64_t *)ctx += n;
+    return 0;
+}
+
+uint64_t tc_fanout_size(gt_table *t, uint64_t gid) {
+    uint64_t n = 0;
+    int r = gt_fanout(t, gid, &(gt_filter){.flags_set = GT_ACTIVE}, 0, 1,
+                      count_fan, &n);
+    cr_assert_eq(r, 0, "gt_fanout of guild %lu: %s", (unsigned long)gid,
+                 gt_strerror(r));
+    return n;
+}
+
 int tc_pinned(gt_table *t, pid_t pid) {
     struct pin_of p = {pid, -1};
     cr_assert_eq(gt_readers(t, see_pin, &p), 0);

@@ -37,6 +37,9 @@ void tc_reap(const pid_t *pids, int n, const char *what);
 /* Wait until child pid stops (SIGSTOP at a GT_CRASH_AT stop point); assert
  * it did, naming it `what`. */
 void tc_stopped(pid_t pid, const char *what);
+/* Recipients of guild gid's fanout of its active members; asserts it
+ * succeeds. */
+uint64_t tc_fanout_size(gt_table *t, uint64_t gid);
 /* Whether process pid holds a reader pin in t: 1, 0, or -1 (no slot). */
 int tc_pinned(gt_table *t, pid_t pid);
 /* Grow and shrink guild gid (by 45,000 members a round, at most 20

@@ -179,26 +179,18 @@ static int killed_writer(void *arg) {
     return 2; /* never reached: killed */
 }
 
-static int count_fanout(void *ctx, uint32_t w, const gt_recipient *r,
-                        size_t n) {
-    (void)w, (void)r;
-    *(size_t *)ctx += n;
-    return 0;
-}
-
-static size_t fanout_size(gt_table *t) {
-    size_t n = 0;
-    gt_filter f = {.flags_set = GT_ACTIVE};
-    cr_assert_eq(gt_fanout(t, WGUILD, &f, 0, 1, count_fanout, &n), 0);
-    return n;
+/* Member u as the test made it. */
+static gt_member wmember(uint64_t u) {
+    gt_member m = tc_member(u, 1);
+    m.flags = GT_ONLINE | (u % 3 == 0 ? GT_ACTIVE : 0);
+    return m;
 }
 
 Test(fault, write_killed_with_its_record_written_is_undone, .timeout = 120) {
     name = tc_name("rollback-rec");
     gt_table *t = tc_open(name, 10000, 4, WPAYLOAD);
     for (uint64_t u = 1; u <= WMEMBERS; u++) {
-        gt_member m = tc_member(u, 1);
-        m.flags = GT_ONLINE | (u % 3 == 0 ? GT_ACTIVE : 0);
+        gt_member m = wmember(u);
         uint8_t p[WPAYLOAD];
         wpayload(u, 1, p);
         cr_assert_eq(gt_insert(t, WGUILD, &m, p), 0);
@@ -209,7 +201,7 @@ Test(fault, write_killed_with_its_record_written_is_undone, .timeout = 120) {
         struct wjob j = {(enum wkind)k, users[k]};
         gt_guild_stat before;
         cr_assert_eq(gt_guild_info(t, WGUILD, &before), 0);
-        size_t fan = fanout_size(t);
+        uint64_t fan = tc_fanout_size(t, WGUILD);
         pid_t w = tc_spawn(killed_writer, &j);
         int st;
         cr_assert_eq(waitpid(w, &st, 0), w);
@@ -219,8 +211,7 @@ Test(fault, write_killed_with_its_record_written_is_undone, .timeout = 120) {
         gt_table_stat ts;
         cr_assert_eq(gt_info(t, &ts), 0); /* sweeps the dead writer */
         for (uint64_t u = 1; u <= WMEMBERS; u++) {
-            gt_member m, want = tc_member(u, 1);
-            want.flags = GT_ONLINE | (u % 3 == 0 ? GT_ACTIVE : 0);
+            gt_member m, want = wmember(u);
             uint8_t p[WPAYLOAD], wantp[WPAYLOAD];
             wpayload(u, 1, wantp);
             int r = gt_lookup(t, WGUILD, u, &m, p);
@@ -237,7 +228,7 @@ Test(fault, write_killed_with_its_record_written_is_undone, .timeout = 120) {
         cr_assert_eq(gt_guild_info(t, WGUILD, &after), 0);
         cr_assert(memcmp(&before, &after, sizeof before) == 0,
                   "%s: the guild's counts changed", wnames[k]);
-        cr_assert_eq(fanout_size(t), fan, "%s", wnames[k]);
+        cr_assert_eq(tc_fanout_size(t, WGUILD), fan, "%s", wnames[k]);
         gt_check_report rep = {0};
         cr_assert_eq(gt_check(t, &rep), 0, "%s", wnames[k]);
         cr_assert_eq(rep.violations, 0, "%s", wnames[k]);

@@ -419,6 +419,12 @@ Test(member, out_of_process_memory) {
     cr_assert_eq(gt_insert(t, 1, &m, NULL), 0, "and works once memory is back");
 }
 
+/* Member u out of guild 1's fanout set: deleted (del) or GT_ACTIVE cleared. */
+static int take_out(bool del, uint64_t u) {
+    return del ? gt_delete(t, 1, u)
+               : gt_update_flags(t, 1, u, 0, GT_ACTIVE, NULL);
+}
+
 /* Removes members 0..n-1 one call at a time with allocations failing, by
  * delete (del) or by clearing GT_ACTIVE, until one must rebuild the guild
  * smaller (it needs a temporary map): that call must fail with GT_ENOMEM
@@ -429,8 +435,7 @@ static uint64_t shrink_without_memory(bool del, uint64_t n) {
         gt_guild_stat before, after;
         cr_assert_eq(gt_guild_info(t, 1, &before), 0);
         fail_allocs = true;
-        int r = del ? gt_delete(t, 1, u)
-                    : gt_update_flags(t, 1, u, 0, GT_ACTIVE, NULL);
+        int r = take_out(del, u);
         fail_allocs = false;
         if (r == 0)
             continue; /* no rebuild this time */
@@ -446,9 +451,7 @@ static uint64_t shrink_without_memory(bool del, uint64_t n) {
         gt_check_report rep = {0};
         cr_assert_eq(gt_check(t, &rep), 0);
         cr_assert_eq(rep.violations, 0);
-        cr_assert_eq(del ? gt_delete(t, 1, u)
-                         : gt_update_flags(t, 1, u, 0, GT_ACTIVE, NULL),
-                     0, "and works once memory is back");
+        cr_assert_eq(take_out(del, u), 0, "and works once memory is back");
         cr_assert_eq(gt_guild_info(t, 1, &after), 0);
         cr_assert(after.bytes_used < before.bytes_used, "it rebuilt smaller");
         return u;

@@ -263,14 +263,15 @@ int gt__act_build(struct gt_wr *w, const struct gt_act *old,
                 return GT_ECORRUPT;
             struct gt_chunk *nc = chunk_at(a, j / GT_CHUNK_ENTRIES);
             uint32_t k = j % GT_CHUNK_ENTRIES;
-            if (k == 0)
+            if (k == 0) {
                 chunk_init(nc);
+                /* no copied entry is newer than the guild's last one */
+                STORE(&nc->act_max, (uint32_t)LOAD(&w->g->act_seq, relaxed),
+                      relaxed);
+            }
             memcpy((void *)&nc->e[k], (const void *)&oc->e[e], sizeof nc->e[k]);
             STORE(&nc->ref[k].act32, LOAD(&oc->ref[e].act32, relaxed), relaxed);
             STORE(&nc->ref[k].slot, s - 1, relaxed);
-            /* no copied entry is newer than the guild's last activation */
-            STORE(&nc->act_max, (uint32_t)LOAD(&w->g->act_seq, relaxed),
-                  relaxed);
             STORE(&nc->occ, LOAD(&nc->occ, relaxed) | (1ull << k), relaxed);
             nc->n++;
             STORE(&gt_rec_at(w->t, nst, nst->cap, s - 1)->meta,

@@ -166,29 +166,33 @@ static void write_words(struct gt_rec *r, const uint64_t w[8]) {
  * back its words and payload: in a free slot, which a write fills (every
  * reader tests meta's GT_REC_LIVE after its seqlock check, so a free
  * slot's words are never taken for a member; see gt__store_make), and in
- * a delete, which keeps them. */
+ * a delete (the new meta without GT_REC_LIVE), which keeps them: gt_delete
+ * writes the words it read. */
 #define REC_HEAD ((uint32_t)offsetof(struct gt_rec, w))
 _Static_assert(offsetof(struct gt_rec, seq) == 0 &&
                    offsetof(struct gt_rec, meta) == 4,
                "REC_HEAD is the seqlock and meta");
+static uint32_t rec_logged(const gt_table *t, const struct gt_rec *r,
+                           uint32_t meta) {
+    bool fills = !(LOAD(&r->meta, relaxed) & GT_REC_LIVE);
+    bool frees = !(meta & GT_REC_LIVE);
+    return fills || frees ? REC_HEAD : t->seg->g.stride;
+}
 
-/* Write a record whole (words, payload if write_payload, meta), logging
- * its first `logged` bytes (REC_HEAD or the stride) if the section has
- * not. */
-static int rec_write(struct gt_wr *w, struct gt_rec *r, uint32_t logged,
-                     const uint64_t nw[8], bool write_payload,
-                     const void *payload, uint32_t meta) {
+/* Write a record whole (words, payload if write_payload, meta). */
+static int rec_write(struct gt_wr *w, struct gt_rec *r, const uint64_t nw[8],
+                     bool write_payload, const void *payload, uint32_t meta) {
     gt_table *t = w->t;
     /* Only this function makes a record's seqlock odd, after logging the
      * record, and it stays odd until the section ends (gt__log_seal, or a
      * rollback's restore; a store rebuild copies records with an even
      * one). So odd: the record is in the log already; even: it is not, and
      * no search of the log is needed. So the first write of the section
-     * chooses what is logged: a slot free when the section began is free
-     * again after its rollback, whatever later writes put there; a delete
-     * is the last write of its section to its record. */
+     * chooses what is logged (rec_logged): a slot free when the section
+     * began is free again after its rollback, whatever later writes put
+     * there; a delete is the last write of its section to its record. */
     if (!(LOAD(&r->seq, relaxed) & 1u)) {
-        int e = gt__log_new(t, w->log, r, logged,
+        int e = gt__log_new(t, w->log, r, rec_logged(t, r, meta),
                             (int)offsetof(struct gt_rec, seq));
         if (e)
             return e;
@@ -267,8 +271,7 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
     gt__rec_pack(m, nw);
     /* the slot was free: its control byte is not in the log yet (no write
      * frees a slot and fills it again in one section) */
-    if ((r = rec_write(w, rec, REC_HEAD, nw, true, payload,
-                       GT_REC_LIVE | idx)) ||
+    if ((r = rec_write(w, rec, nw, true, payload, GT_REC_LIVE | idx)) ||
         (r = gt__log_new(w->t, w->log, ctrl, 1, -1)))
         return r;
     GT_HOOK("insert_ctrl");
@@ -295,8 +298,7 @@ static int put_replace(struct gt_wr *w, struct gt_view *v, uint64_t slot,
         return r;
     uint64_t nw[8];
     gt__rec_pack(m, nw);
-    if ((r = rec_write(w, rec, w->t->seg->g.stride, nw, true, payload,
-                       GT_REC_LIVE | idx)))
+    if ((r = rec_write(w, rec, nw, true, payload, GT_REC_LIVE | idx)))
         return r;
     count_flags(w->g, oldf, true, m->flags, true);
     return 0;
@@ -571,8 +573,7 @@ static int update(gt_table *t, uint64_t gid, uint64_t uid, enum upd kind,
     uint32_t meta = LOAD(&rec->meta, relaxed), idx;
     if ((r = gt__log_counters(&w)) ||
         (r = act_sync(&w, &v, slot, oldf, &m, meta & ~GT_REC_LIVE, &idx)) ||
-        (r = rec_write(&w, rec, t->seg->g.stride, nw, false, NULL,
-                       GT_REC_LIVE | idx))) {
+        (r = rec_write(&w, rec, nw, false, NULL, GT_REC_LIVE | idx))) {
         gt__wr_abort(&w);
         return r;
     }
@@ -640,8 +641,7 @@ static int many_apply(struct gt_wr *w, struct gt_view *v,
     if ((r = gt__log_counters(w)) ||
         (r = act_sync(w, v, op->slot, op->oldf, &m, meta & ~GT_REC_LIVE,
                       &idx)) ||
-        (r = rec_write(w, op->rec, w->t->seg->g.stride, nw, false, NULL,
-                       GT_REC_LIVE | idx)))
+        (r = rec_write(w, op->rec, nw, false, NULL, GT_REC_LIVE | idx)))
         return r;
     count_flags(w->g, op->oldf, true, op->newf, true);
     if (!gt__act_sparse(v->act))
@@ -754,7 +754,7 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
         goto fail;
     /* the tombstone is stored at commit: a reader that skipped the slot
      * now would see the member gone before the delete is certain */
-    if ((r = rec_write(&w, rec, REC_HEAD, ow, false, NULL, 0)) ||
+    if ((r = rec_write(&w, rec, ow, false, NULL, 0)) ||
         (r = gt__log_set(t, w.log, ctrl, GT_CTRL_DEAD)) ||
         (r = gt__log_action(w.log, GT_LOG_COUNT, 0, 0, 0, -1)))
         goto fail;

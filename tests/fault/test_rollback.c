@@ -131,17 +131,20 @@ Test(fault, scan_meets_rolled_back_insert_in_reused_block, .timeout = 120) {
 
 /* ---- each write killed with its record written -------------------------
  * A write logs only the head (seqlock and meta) of a record in a free slot
- * and of one it deletes (member.c, REC_HEAD): their rollback brings back
- * the meta, and the words must not matter. Each kind of write is killed
- * right after it wrote its record, before its commit; its rollback must
- * leave every member as it was, whole, and the table clean. */
+ * and of one it deletes (member.c, rec_logged): their rollback brings back
+ * the meta, and the words must not matter. Each kind of write (among them
+ * a replacement that changes only the payload) is killed right after it
+ * wrote its record, before its commit; its rollback must leave every
+ * member as it was, whole, and the table clean. */
 #define WGUILD 7u
 #define WMEMBERS 300u
 #define WPAYLOAD 40u
 
-enum wkind { W_DELETE, W_NEW, W_REPLACE, W_FLAGS, W_SESSION, W_KINDS };
-static const char *const wnames[W_KINDS] = {"delete", "new insert", "replace",
-                                            "flag update", "session update"};
+enum wkind { W_DELETE, W_NEW, W_REPLACE, W_PAYLOAD, W_FLAGS, W_SESSION,
+             W_KINDS };
+static const char *const wnames[W_KINDS] = {
+    "delete", "new insert", "replace", "payload-only replace", "flag update",
+    "session update"};
 struct wjob {
     enum wkind kind;
     uint64_t user;
@@ -150,6 +153,13 @@ struct wjob {
 static void wpayload(uint64_t user, uint64_t seed, uint8_t *p) {
     for (uint32_t i = 0; i < WPAYLOAD; i++)
         p[i] = (uint8_t)(tc_mix(user * 131 + seed) >> (i % 8 * 8));
+}
+
+/* Member u as the test made it. */
+static gt_member wmember(uint64_t u) {
+    gt_member m = tc_member(u, 1);
+    m.flags = GT_ONLINE | (u % 3 == 0 ? GT_ACTIVE : 0);
+    return m;
 }
 
 static int killed_writer(void *arg) {
@@ -170,6 +180,10 @@ static int killed_writer(void *arg) {
     case W_REPLACE:
         gt_insert(t, WGUILD, &m, p);
         break;
+    case W_PAYLOAD: /* the same member, with another payload */
+        m = wmember(j->user);
+        gt_insert(t, WGUILD, &m, p);
+        break;
     case W_FLAGS:
         gt_update_flags(t, WGUILD, j->user, GT_ACTIVE, GT_ONLINE, NULL);
         break;
@@ -177,13 +191,6 @@ static int killed_writer(void *arg) {
         gt_update_session(t, WGUILD, j->user, m.worker, m.session_id);
     }
     return 2; /* never reached: killed */
-}
-
-/* Member u as the test made it. */
-static gt_member wmember(uint64_t u) {
-    gt_member m = tc_member(u, 1);
-    m.flags = GT_ONLINE | (u % 3 == 0 ? GT_ACTIVE : 0);
-    return m;
 }
 
 Test(fault, write_killed_with_its_record_written_is_undone, .timeout = 120) {
@@ -196,8 +203,8 @@ Test(fault, write_killed_with_its_record_written_is_undone, .timeout = 120) {
         cr_assert_eq(gt_insert(t, WGUILD, &m, p), 0);
     }
     for (int k = 0; k < W_KINDS; k++) {
-        /* members 3 and 15 are in the fanout set, 8 and 11 not */
-        static const uint64_t users[W_KINDS] = {3, 5000, 8, 11, 15};
+        /* members 3, 9 and 15 are in the fanout set, 8 and 11 not */
+        static const uint64_t users[W_KINDS] = {3, 5000, 8, 9, 11, 15};
         struct wjob j = {(enum wkind)k, users[k]};
         gt_guild_stat before;
         cr_assert_eq(gt_guild_info(t, WGUILD, &before), 0);

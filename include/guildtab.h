@@ -258,10 +258,12 @@ GT_API int gt_contains(gt_table *t, uint64_t guild_id, uint64_t user_id);
 
 /*
  * gt_delete - remove the member. The guild stays, even when empty.
- * Errors: GT_ENOENT (no such guild or member); GT_EFULL, GT_ENOSPC or
- *   GT_ENOMEM when the delete leaves the guild's storage or fanout set
- *   sparse enough to be rebuilt smaller and no memory could be had for it
- *   (nothing changed).
+ * A delete that leaves the guild's storage or fanout set sparse then
+ * rebuilds the guild smaller, after the delete has committed. That rebuild
+ * is optional: if it cannot get memory (or its process dies), it is undone,
+ * the delete stands, and the next write that finds the guild sparse tries
+ * again.
+ * Errors: GT_ENOENT (no such guild or member).
  */
 GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id);
 
@@ -269,10 +271,10 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id);
  * gt_update_flags - flags = (flags & ~clear) | set, atomically.
  * old_flags: receives the flags before the change; may be NULL.
  * Setting or clearing GT_ACTIVE adds or removes the member from the guild's
- * fanout set.
+ * fanout set; a set left sparse is rebuilt smaller as gt_delete does (the
+ * update stands if that fails).
  * Errors: GT_EINVAL (set or clear has bits 2-15), GT_ENOENT, GT_EFULL /
- *   GT_ENOSPC (the fanout set had to grow, or be rebuilt smaller, and no
- *   memory could be had), GT_ENOMEM (as gt_delete).
+ *   GT_ENOSPC (the fanout set had to grow and no memory could be had).
  */
 GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
                            uint32_t set, uint32_t clear, uint32_t *old_flags);

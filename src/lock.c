@@ -569,11 +569,14 @@ int gt__wr_checkpoint(struct gt_wr *w) {
     return r;
 }
 
-/* Undo everything w did, keeping the lock. */
-void gt__wr_rollback(struct gt_wr *w) {
+/* Undo everything w did, keeping the lock. Returns 0, or the lock error
+ * that stopped the undo's actions (the log then stays, for a recovery). */
+int gt__wr_rollback(struct gt_wr *w) {
     gt__log_rollback(w->t, w->log);
-    if (run_actions(w->t, w->log, false) == 0)
+    int r = run_actions(w->t, w->log, false);
+    if (r == 0)
         log_clear(w->log);
+    return r;
 }
 
 void gt__wr_abort(struct gt_wr *w) {

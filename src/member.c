@@ -527,6 +527,34 @@ static int locate(gt_table *t, uint64_t gid, uint64_t uid, struct gt_wr *w,
     return 0;
 }
 
+/* Rebuild the guild smaller, the lock held, in a section of its own after
+ * the write that left its storage or fanout set sparse has committed. It is
+ * optional: a rebuild that fails (mostly for want of memory) is rolled back
+ * alone, the write stands, and the next write that finds the guild sparse
+ * tries again. Returns 0 with the lock held, or a lock error of the
+ * rebuild's commit or undo (the lock is then gone; the write stands). */
+static int shrink(struct gt_wr *w) {
+    if (gt__store_rebuild(w, LOAD(&w->g->members, relaxed)) == 0)
+        return gt__wr_checkpoint(w);
+    int r = gt__wr_rollback(w);
+    if (r)
+        gt__wr_abort(w); /* lets the lock go; the log stays for a recovery */
+    return r;
+}
+
+/* Commit the write, and then shrink the guild if it left it sparse.
+ * Returns 0 as gt__wr_commit does: the write is done, whatever follows. */
+static int commit_shrink(struct gt_wr *w, bool sparse) {
+    if (!sparse)
+        return gt__wr_commit(w);
+    if (gt__wr_checkpoint(w))
+        return 0; /* the lock is gone, the write done all the same */
+    w->stat = GT_ST_COUNT; /* counted once, at its own commit */
+    if (shrink(w) == 0)
+        gt__wr_commit(w);
+    return 0;
+}
+
 enum upd { UPD_FLAGS, UPD_SESSION, UPD_ROLES };
 struct upd_args {
     uint32_t set, clear;
@@ -578,12 +606,7 @@ static int update(gt_table *t, uint64_t gid, uint64_t uid, enum upd kind,
         return r;
     }
     count_flags(w.g, oldf, true, m.flags, true);
-    if (gt__act_sparse(v.act) &&
-        (r = gt__store_rebuild(&w, LOAD(&w.g->members, relaxed)))) {
-        gt__wr_abort(&w);
-        return r;
-    }
-    return gt__wr_commit(&w);
+    return commit_shrink(&w, gt__act_sparse(v.act));
 }
 
 GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
@@ -627,8 +650,8 @@ static int many_find(gt_table *t, const struct gt_view *v, uint64_t h,
 }
 
 /* Write one update into the open part, as update() does: 0, 1 (done, and
- * the guild's storage was rebuilt: the view is new) or a negative error
- * (the part must be rolled back). */
+ * the fanout set is left sparse: shrink() the guild once the part is
+ * committed) or a negative error (the part must be rolled back). */
 static int many_apply(struct gt_wr *w, struct gt_view *v,
                       const struct many_op *op) {
     uint64_t nw[8];
@@ -644,10 +667,7 @@ static int many_apply(struct gt_wr *w, struct gt_view *v,
         (r = rec_write(w, op->rec, nw, false, NULL, GT_REC_LIVE | idx)))
         return r;
     count_flags(w->g, op->oldf, true, op->newf, true);
-    if (!gt__act_sparse(v->act))
-        return 0;
-    r = gt__store_rebuild(w, LOAD(&w->g->members, relaxed));
-    return r ? r : 1;
+    return gt__act_sparse(v->act);
 }
 
 /* Commit the open part (`part`: the updates to count) and keep the lock;
@@ -698,16 +718,18 @@ GT_API int gt_update_flags_many(gt_table *t, uint64_t guild_id,
                 }
                 part_from = at;
             }
-            if ((r = many_apply(&w, &v, &op)) < 0) {
+            int sparse = many_apply(&w, &v, &op);
+            if (sparse < 0) {
+                r = sparse;
                 gt__wr_abort(&w);
                 goto out;
             }
             changed++;
             part++;
-            if (alone || r) {
+            if (alone || sparse) {
                 r = many_checkpoint(&w, &part);
                 part_from = at + 1;
-                if (r)
+                if (r || (sparse && (r = shrink(&w))))
                     goto out;
                 wview(&w, &v);
             }
@@ -761,11 +783,9 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
     add(&g->tombs, 1);
     count_flags(g, oldf, true, 0, false);
     uint64_t members = LOAD(&g->members, relaxed);
-    if ((v.cap > 64 && members * 4 < v.cap) || gt__act_sparse(v.act))
-        if ((r = gt__store_rebuild(&w, members)))
-            goto fail;
     w.stat = GT_ST_DELETES;
-    return gt__wr_commit(&w);
+    return commit_shrink(&w, (v.cap > 64 && members * 4 < v.cap) ||
+                                 gt__act_sparse(v.act));
 fail:
     gt__wr_abort(&w);
     return r;

@@ -1,4 +1,6 @@
-/* test_rollback.c - a scan that meets an insert in flight whose writer then
+/* test_rollback.c - what a writer's death undoes, and what it leaves.
+ *
+ * A scan that meets an insert in flight whose writer then
  * dies sees the guild as it was, even when the guild's storage is reused
  * memory full of another guild's old records.
  *
@@ -240,5 +242,89 @@ Test(fault, write_killed_with_its_record_written_is_undone, .timeout = 120) {
         cr_assert_eq(gt_check(t, &rep), 0, "%s", wnames[k]);
         cr_assert_eq(rep.violations, 0, "%s", wnames[k]);
     }
+    tc_drop(t, name);
+}
+
+/* ---- a delete killed while it shrinks its guild ---------------------------
+ * A delete that leaves its guild sparse commits, and only then rebuilds the
+ * guild smaller, in a section of its own (member.c, shrink). Killed in that
+ * rebuild, the delete stands: the member is gone, and the rebuild is undone,
+ * every other member whole and the table clean. */
+#define SGUILD 9u
+#define SMEMBERS 400u
+
+/* The steps of a rebuild it is killed at. */
+static const char *const sat[] = {"rebuild_made:1", "rebuild_copied:1",
+                                  "rebuild_published:1"};
+struct sjob {
+    const char *at;
+    uint64_t user;
+};
+
+static int delete_in_shrink(void *arg) {
+    const struct sjob *j = arg;
+    gt_table *t;
+    if (gt_open(name, NULL, &t))
+        return 1;
+    setenv("GT_CRASH_AT", j->at, 1);
+    gt_delete(t, SGUILD, j->user);
+    return 2; /* never reached: killed */
+}
+
+Test(fault, delete_killed_in_its_shrink_stands, .timeout = 120) {
+    name = tc_name("rollback-shrink");
+    gt_table *t = tc_open(name, 10000, 4, 0);
+    for (uint64_t u = 1; u <= SMEMBERS; u++) {
+        gt_member m = wmember(u);
+        cr_assert_eq(gt_insert(t, SGUILD, &m, NULL), 0);
+    }
+    /* delete down to where the next delete must shrink the guild */
+    gt_guild_stat st;
+    uint64_t last = SMEMBERS; /* members 1..last are present */
+    for (;;) {
+        cr_assert_eq(gt_guild_info(t, SGUILD, &st), 0);
+        if ((st.members - 1) * 4 < st.capacity)
+            break;
+        cr_assert_eq(gt_delete(t, SGUILD, last--), 0);
+    }
+    cr_assert_gt(st.capacity, 64);
+    for (int k = 0; k < 3; k++, last--) {
+        struct sjob j = {sat[k], last};
+        gt_guild_stat before, after;
+        cr_assert_eq(gt_guild_info(t, SGUILD, &before), 0);
+        pid_t w = tc_spawn(delete_in_shrink, &j);
+        int ws;
+        cr_assert_eq(waitpid(w, &ws, 0), w);
+        cr_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL,
+                  "%s: the delete was not killed in its rebuild (status "
+                  "%#x)", sat[k], ws);
+        gt_table_stat ts;
+        cr_assert_eq(gt_info(t, &ts), 0); /* sweeps the dead writer */
+        cr_assert_eq(gt_lookup(t, SGUILD, last, NULL, NULL), GT_ENOENT,
+                     "%s: the committed delete was undone", sat[k]);
+        uint64_t active = 0;
+        for (uint64_t u = 1; u < last; u++) {
+            gt_member m, want = wmember(u);
+            cr_assert_eq(gt_lookup(t, SGUILD, u, &m, NULL), 0);
+            cr_assert(memcmp(&m, &want, sizeof m) == 0,
+                      "%s: member %lu is not as it was", sat[k],
+                      (unsigned long)u);
+            active += (want.flags & GT_ACTIVE) != 0;
+        }
+        cr_assert_eq(gt_guild_info(t, SGUILD, &after), 0);
+        cr_assert_eq(after.members, before.members - 1, "%s", sat[k]);
+        cr_assert_eq(after.active, active, "%s", sat[k]);
+        cr_assert_eq(after.capacity, before.capacity,
+                     "%s: the killed rebuild was not undone", sat[k]);
+        cr_assert_eq(tc_fanout_size(t, SGUILD), active, "%s", sat[k]);
+        gt_check_report rep = {0};
+        cr_assert_eq(gt_check(t, &rep), 0, "%s", sat[k]);
+        cr_assert_eq(rep.violations, 0, "%s", sat[k]);
+    }
+    /* and the next delete, not killed, shrinks it */
+    cr_assert_eq(gt_delete(t, SGUILD, last), 0);
+    gt_guild_stat small;
+    cr_assert_eq(gt_guild_info(t, SGUILD, &small), 0);
+    cr_assert_lt(small.capacity, st.capacity);
     tc_drop(t, name);
 }

@@ -419,58 +419,111 @@ Test(member, out_of_process_memory) {
     cr_assert_eq(gt_insert(t, 1, &m, NULL), 0, "and works once memory is back");
 }
 
-/* Member u out of guild 1's fanout set: deleted (del) or GT_ACTIVE cleared. */
-static int take_out(bool del, uint64_t u) {
-    return del ? gt_delete(t, 1, u)
-               : gt_update_flags(t, 1, u, 0, GT_ACTIVE, NULL);
-}
-
-/* Removes members 0..n-1 one call at a time with allocations failing, by
- * delete (del) or by clearing GT_ACTIVE, until one must rebuild the guild
- * smaller (it needs a temporary map): that call must fail with GT_ENOMEM
- * and change nothing; with memory back, it succeeds. Returns the member it
- * stopped at. */
-static uint64_t shrink_without_memory(bool del, uint64_t n) {
-    for (uint64_t u = 0; u < n; u++) {
-        gt_guild_stat before, after;
-        cr_assert_eq(gt_guild_info(t, 1, &before), 0);
-        fail_allocs = true;
-        int r = take_out(del, u);
-        fail_allocs = false;
-        if (r == 0)
-            continue; /* no rebuild this time */
-        cr_assert_eq(r, GT_ENOMEM, "%s %lu: %s", del ? "delete" : "update",
-                     (unsigned long)u, gt_strerror(r));
-        cr_assert_eq(gt_guild_info(t, 1, &after), 0);
-        cr_assert(memcmp(&before, &after, sizeof before) == 0,
-                  "the failed write changed the guild");
-        gt_member m, want = tc_member(u, 1);
-        want.flags |= GT_ACTIVE;
-        cr_assert_eq(gt_lookup(t, 1, u, &m, NULL), 0);
-        cr_assert(memcmp(&m, &want, sizeof m) == 0);
-        gt_check_report rep = {0};
-        cr_assert_eq(gt_check(t, &rep), 0);
-        cr_assert_eq(rep.violations, 0);
-        cr_assert_eq(take_out(del, u), 0, "and works once memory is back");
-        cr_assert_eq(gt_guild_info(t, 1, &after), 0);
-        cr_assert(after.bytes_used < before.bytes_used, "it rebuilt smaller");
-        return u;
-    }
-    cr_assert_fail("no %s rebuilt the guild", del ? "delete" : "update");
-    return n;
-}
-
-/* A delete, or a flag update that leaves the fanout set, that rebuilds the
- * guild smaller reports GT_ENOMEM without process memory, and changes
- * nothing (as documented in guildtab.h). */
-Test(member, shrink_out_of_process_memory) {
-    for (uint64_t u = 0; u < 3000; u++) {
+/* Guild gid with members 0..SHRINK_N-1, all in its fanout set. */
+#define SHRINK_N 3000u
+static void fill_active(uint64_t gid) {
+    for (uint64_t u = 0; u < SHRINK_N; u++) {
         gt_member m = tc_member(u, 1);
         m.flags |= GT_ACTIVE;
-        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+        cr_assert_eq(gt_insert(t, gid, &m, NULL), 0);
     }
-    uint64_t at = shrink_without_memory(false, 3000);
-    for (uint64_t u = 0; u <= at; u++) /* back into the set */
-        cr_assert_eq(gt_update_flags(t, 1, u, GT_ACTIVE, 0, NULL), 0);
-    shrink_without_memory(true, 3000);
+}
+
+/* Member u out of guild gid's fanout set: deleted (del) or GT_ACTIVE
+ * cleared. */
+static int take_out(uint64_t gid, bool del, uint64_t u) {
+    return del ? gt_delete(t, gid, u)
+               : gt_update_flags(t, gid, u, 0, GT_ACTIVE, NULL);
+}
+
+static void assert_clean(void) {
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0);
+    cr_assert_eq(rep.violations, 0);
+}
+
+/* A delete, or a flag update that leaves the fanout set, that leaves its
+ * guild sparse rebuilds it smaller once it has committed; that rebuild is
+ * optional (guildtab.h). Members leave guild `gid` one call at a time with
+ * allocations failing (a rebuild needs a temporary map), and the same
+ * members leave guild `ref` with memory. Every call must succeed and
+ * count. Where the call rebuilt `ref` smaller, `gid` must keep its size
+ * (no memory) and stay clean; with memory back, the next call shrinks it. */
+static void shrink_without_memory(uint64_t gid, uint64_t ref, bool del) {
+    const char *what = del ? "delete" : "update";
+    fill_active(gid);
+    fill_active(ref);
+    for (uint64_t u = 0; u + 1 < SHRINK_N; u++) {
+        gt_guild_stat rb, ra, before, after;
+        cr_assert_eq(gt_guild_info(t, ref, &rb), 0);
+        cr_assert_eq(take_out(ref, del, u), 0);
+        cr_assert_eq(gt_guild_info(t, ref, &ra), 0);
+        cr_assert_eq(gt_guild_info(t, gid, &before), 0);
+        fail_allocs = true;
+        int r = take_out(gid, del, u);
+        fail_allocs = false;
+        cr_assert_eq(r, 0, "%s %lu: %s", what, (unsigned long)u,
+                     gt_strerror(r));
+        cr_assert_eq(gt_guild_info(t, gid, &after), 0);
+        cr_assert_eq(after.members, ra.members, "%s %lu", what,
+                     (unsigned long)u);
+        cr_assert_eq(after.active, ra.active, "%s %lu", what,
+                     (unsigned long)u);
+        gt_member m;
+        r = gt_lookup(t, gid, u, &m, NULL);
+        cr_assert(del ? r == GT_ENOENT : r == 0 && !(m.flags & GT_ACTIVE),
+                  "%s %lu did not stand", what, (unsigned long)u);
+        if (ra.bytes_used >= rb.bytes_used)
+            continue; /* no rebuild this time */
+        cr_assert_eq(after.capacity, before.capacity, "%s %lu", what,
+                     (unsigned long)u);
+        cr_assert(after.bytes_used >= before.bytes_used,
+                  "%s %lu rebuilt smaller without memory", what,
+                  (unsigned long)u);
+        assert_clean();
+        cr_assert_eq(take_out(gid, del, u + 1), 0);
+        cr_assert_eq(gt_guild_info(t, gid, &after), 0);
+        cr_assert(after.bytes_used < before.bytes_used,
+                  "the %s after it, with memory, did not shrink the guild",
+                  what);
+        assert_clean();
+        return;
+    }
+    cr_assert_fail("no %s rebuilt the guild", what);
+}
+
+Test(member, shrink_out_of_process_memory) {
+    shrink_without_memory(1, 2, false);
+    shrink_without_memory(3, 4, true);
+}
+
+/* The same for gt_update_flags_many: every update of the batch stands. */
+Test(member, shrink_out_of_process_memory_batch) {
+    gt_flag_update u[SHRINK_N];
+    for (uint64_t i = 0; i < SHRINK_N; i++)
+        u[i] = (gt_flag_update){.user_id = i, .clear = GT_ACTIVE};
+    fill_active(1);
+    fill_active(2);
+    gt_guild_stat ref, before, after;
+    cr_assert_eq(gt_guild_info(t, 1, &before), 0);
+    size_t done = 0;
+    cr_assert_eq(gt_update_flags_many(t, 2, u, SHRINK_N, &done), SHRINK_N);
+    cr_assert_eq(gt_guild_info(t, 2, &ref), 0);
+    cr_assert(ref.bytes_used < before.bytes_used, "the batch never rebuilt");
+    fail_allocs = true;
+    int r = gt_update_flags_many(t, 1, u, SHRINK_N, &done);
+    fail_allocs = false;
+    cr_assert_eq(r, (int)SHRINK_N, "%s", r < 0 ? gt_strerror(r) : "");
+    cr_assert_eq(done, SHRINK_N);
+    cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+    cr_assert_eq(after.active, 0);
+    cr_assert_eq(after.members, SHRINK_N);
+    cr_assert_eq(tc_fanout_size(t, 1), 0);
+    cr_assert(after.bytes_used > ref.bytes_used, "rebuilt without memory");
+    assert_clean();
+    cr_assert_eq(gt_update_flags(t, 1, 0, GT_ACTIVE, 0, NULL), 0);
+    cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+    cr_assert(after.bytes_used < before.bytes_used,
+              "the next change, with memory, did not shrink the guild");
+    assert_clean();
 }

@@ -12,6 +12,7 @@
 #include "common.h"
 
 #define LOG_MAX (1u << 20)
+#define DRAIN_EVERY 10000u /* writes, on average, between drains */
 
 struct shared {
     char name[128];
@@ -111,6 +112,11 @@ static int writer(void *arg) {
     if (gt_open(sh->name, NULL, &t))
         return 10;
     atomic_store(&sh->started, 1);
+    /* Now and then a drain deletes every user of one guild, one write each,
+     * in order: the guild's storage and fanout set go sparse and are rebuilt
+     * smaller (the random mix alone keeps guilds about 60% full). */
+    uint32_t drain = FH_USERS; /* the drain's next user; FH_USERS: none */
+    uint16_t drain_g = 0;
     for (uint64_t ops = 0; ops < sh->max_ops; ops++) {
         uint64_t n = atomic_load(&sh->n);
         if (n >= LOG_MAX)
@@ -120,7 +126,12 @@ static int writer(void *arg) {
         e->g = (uint16_t)(tc_rand(&rng) % FH_GUILDS);
         e->u = (uint32_t)(tc_rand(&rng) % FH_USERS);
         uint64_t r = tc_rand(&rng) % 1000;
-        if (r >= 880 && r < 930) { /* a batch of flag updates or inserts */
+        if (drain == FH_USERS && tc_rand(&rng) % DRAIN_EVERY == 0)
+            drain = 0, drain_g = e->g;
+        if (drain < FH_USERS) {
+            e->g = drain_g, e->u = drain++;
+            r = 450; /* a delete */
+        } else if (r >= 880 && r < 930) { /* a batch of flag updates or inserts */
             if (!many(t, &rng, n, r < 905 ? FH_FLAGS : FH_PUT))
                 return 0;
             continue;

@@ -304,6 +304,16 @@ static int put_replace(struct gt_wr *w, struct gt_view *v, uint64_t slot,
     return 0;
 }
 
+/* Undo w's open section, keeping the lock. Returns 0, or the lock error
+ * that stopped the undo's heap actions: w is then aborted, the lock let go
+ * and the log left for the next writer of the guild or of this thread. */
+static int undo(struct gt_wr *w) {
+    int r = gt__wr_rollback(w);
+    if (r)
+        gt__wr_abort(w);
+    return r;
+}
+
 static int put(gt_table *t, uint64_t gid, const gt_member *m,
                const void *payload, bool excl) {
     if (!t || !m)
@@ -329,10 +339,10 @@ static int put(gt_table *t, uint64_t gid, const gt_member *m,
         r = put_replace(&w, &v, slot, m, payload);
     if (r) {
         /* A failed write changes nothing: that includes the guild it made. */
-        gt__wr_rollback(&w);
-        if (created && LOAD(&w.g->members, relaxed) == 0 &&
-            gt__guild_drop(&w) != 0)
-            gt__wr_rollback(&w);
+        if (undo(&w) ||
+            (created && LOAD(&w.g->members, relaxed) == 0 &&
+             gt__guild_drop(&w) != 0 && undo(&w)))
+            return r;
         gt__wr_commit(&w);
         return r;
     }
@@ -472,11 +482,10 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
     gt__wr_commit(&w);
     return added;
 fail: /* the open part is undone; earlier parts stand */
-    gt__wr_rollback(&w);
     /* A failed write changes nothing: that includes the guild it made. */
-    if (created && LOAD(&g->members, relaxed) == 0 &&
-        gt__guild_drop(&w) != 0)
-        gt__wr_rollback(&w);
+    if (undo(&w) || (created && LOAD(&g->members, relaxed) == 0 &&
+                     gt__guild_drop(&w) != 0 && undo(&w)))
+        return r;
     gt__wr_commit(&w);
     return r;
 }
@@ -536,10 +545,7 @@ static int locate(gt_table *t, uint64_t gid, uint64_t uid, struct gt_wr *w,
 static int shrink(struct gt_wr *w) {
     if (gt__store_rebuild(w, LOAD(&w->g->members, relaxed)) == 0)
         return gt__wr_checkpoint(w);
-    int r = gt__wr_rollback(w);
-    if (r)
-        gt__wr_abort(w); /* lets the lock go; the log stays for a recovery */
-    return r;
+    return undo(w);
 }
 
 /* Commit the write, and then shrink the guild if it left it sparse.

@@ -1,6 +1,8 @@
 /* test_member.c - point operations: insert, lookup, delete, updates, and
  * every error they document. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -362,19 +364,31 @@ Test(member, corrupt_view_is_reported) {
 }
 
 /* Allocation failure on demand: this test binary links the library
- * statically with --wrap=malloc,calloc,realloc (tests/meson.build). */
+ * statically with --wrap=malloc,calloc,realloc,pthread_mutex_lock
+ * (tests/meson.build). With fail_glock set, the table's global lock fails
+ * (ENOTRECOVERABLE) once an allocation has failed. */
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t s);
 void *__real_realloc(void *p, size_t n);
-static bool fail_allocs;
+int __real_pthread_mutex_lock(pthread_mutex_t *m);
+static bool fail_allocs, fail_glock, alloc_failed;
+static void *failed(void) {
+    alloc_failed = true;
+    return NULL;
+}
 void *__wrap_malloc(size_t n) {
-    return fail_allocs ? NULL : __real_malloc(n);
+    return fail_allocs ? failed() : __real_malloc(n);
 }
 void *__wrap_calloc(size_t n, size_t s) {
-    return fail_allocs ? NULL : __real_calloc(n, s);
+    return fail_allocs ? failed() : __real_calloc(n, s);
 }
 void *__wrap_realloc(void *p, size_t n) {
-    return fail_allocs ? NULL : __real_realloc(p, n);
+    return fail_allocs ? failed() : __real_realloc(p, n);
+}
+int __wrap_pthread_mutex_lock(pthread_mutex_t *m) {
+    if (fail_glock && alloc_failed && t && m == &t->seg->lock)
+        return ENOTRECOVERABLE;
+    return __real_pthread_mutex_lock(m);
 }
 
 /* Out of process memory: a write that must rebuild a guild with a fanout
@@ -526,4 +540,90 @@ Test(member, shrink_out_of_process_memory_batch) {
     cr_assert(after.bytes_used < before.bytes_used,
               "the next change, with memory, did not shrink the guild");
     assert_clean();
+}
+
+/* ---- an undo that cannot take the global lock ------------------------------
+ * A rebuild takes a block of the table's heap under the global lock, then
+ * fails (here: no process memory for its map). Its undo must free the block,
+ * again under the global lock; when that lock fails too, the write lets the
+ * guild's lock go with the log still pending, and the next write of this
+ * thread finishes the undo first. Meanwhile the block stays taken. */
+
+/* Heap bytes in use. */
+static uint64_t heap_used(void) {
+    gt_table_stat ts;
+    cr_assert_eq(gt_info(t, &ts), 0);
+    return ts.bytes_used;
+}
+
+/* Runs write() with allocations and then the global lock failing; it must
+ * return want. The block its rebuild took stays until the next write of
+ * this thread (here one that finds no member, but takes the guild's lock),
+ * which must first free it; the table must then be clean. */
+static void undo_without_glock(int (*write)(void), int want, const char *what) {
+    uint64_t before = heap_used();
+    fail_allocs = fail_glock = true;
+    alloc_failed = false;
+    int r = write();
+    fail_allocs = fail_glock = false;
+    cr_assert(alloc_failed, "%s: no rebuild was tried", what);
+    cr_assert_eq(r, want, "%s: %s", what, gt_strerror(r));
+    cr_assert_gt(heap_used(), before, "%s: the block was freed", what);
+    cr_assert_eq(gt_update_flags(t, 1, UINT64_MAX, 0, 0, NULL), GT_ENOENT);
+    cr_assert_eq(heap_used(), before, "%s: the next write did not free the "
+                 "block", what);
+    assert_clean();
+}
+
+/* The delete that shrinks guild 1: member shrink_user. */
+static uint64_t shrink_user;
+static int delete_shrinking(void) {
+    return gt_delete(t, 1, shrink_user);
+}
+
+Test(member, shrink_undone_without_global_lock) {
+    fill_active(1);
+    gt_guild_stat st;
+    for (shrink_user = SHRINK_N - 1;; shrink_user--) {
+        cr_assert_eq(gt_guild_info(t, 1, &st), 0);
+        if ((st.members - 1) * 4 < st.capacity)
+            break; /* the next delete must shrink the guild */
+        cr_assert_eq(gt_delete(t, 1, shrink_user), 0);
+    }
+    undo_without_glock(delete_shrinking, 0, "delete");
+    cr_assert_eq(gt_contains(t, 1, shrink_user), 0, "the delete stands");
+    gt_guild_stat after;
+    cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+    cr_assert_eq(after.members, st.members - 1);
+    cr_assert_eq(after.capacity, st.capacity);
+}
+
+/* An insert of member 999999 into guild 1 that must grow it, one call or
+ * one batch. */
+static int insert_growing(void) {
+    gt_member m = tc_member(999999, 1);
+    return gt_insert(t, 1, &m, NULL);
+}
+static int insert_many_growing(void) {
+    gt_member m = tc_member(999999, 1);
+    return gt_insert_many(t, 1, &m, NULL, 1, NULL);
+}
+
+Test(member, growth_undone_without_global_lock) {
+    fill_active(1);
+    gt_guild_stat st;
+    cr_assert_eq(gt_guild_info(t, 1, &st), 0);
+    uint64_t grow = st.capacity * 9 / 10 - st.members; /* to a rebuild */
+    for (uint64_t u = 0; u < grow; u++) {
+        gt_member m = tc_member(100000 + u, 1);
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    undo_without_glock(insert_growing, GT_ENOMEM, "insert");
+    undo_without_glock(insert_many_growing, GT_ENOMEM, "insert_many");
+    cr_assert_eq(gt_contains(t, 1, 999999), 0);
+    gt_guild_stat after;
+    cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+    cr_assert_eq(after.members, st.members + grow);
+    cr_assert_eq(after.capacity, st.capacity);
+    cr_assert_eq(insert_growing(), 0, "and works once memory is back");
 }

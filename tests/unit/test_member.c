@@ -598,6 +598,70 @@ Test(member, shrink_undone_without_global_lock) {
     cr_assert_eq(after.capacity, st.capacity);
 }
 
+/* The batch that takes every member of guild 1 out of its fanout set;
+ * batch_done: its done. */
+static size_t batch_done;
+static int clear_all(void) {
+    gt_flag_update u[SHRINK_N];
+    for (uint64_t i = 0; i < SHRINK_N; i++)
+        u[i] = (gt_flag_update){.user_id = i, .clear = GT_ACTIVE};
+    return gt_update_flags_many(t, 1, u, SHRINK_N, &batch_done);
+}
+
+/* In a batch, the lock error ends the batch: the updates before the one
+ * that left the set sparse, and that one, stand (done says so). */
+Test(member, shrink_batch_undone_without_global_lock) {
+    fill_active(1);
+    undo_without_glock(clear_all, GT_ECORRUPT, "update_flags_many");
+    cr_assert(batch_done > 0 && batch_done < SHRINK_N, "done %zu",
+              batch_done);
+    for (uint64_t u = 0; u < SHRINK_N; u++) {
+        gt_member m;
+        cr_assert_eq(gt_lookup(t, 1, u, &m, NULL), 0);
+        cr_assert_eq(!(m.flags & GT_ACTIVE), u < batch_done, "member %lu",
+                     (unsigned long)u);
+    }
+    gt_guild_stat st;
+    cr_assert_eq(gt_guild_info(t, 1, &st), 0);
+    cr_assert_eq(st.active, SHRINK_N - batch_done);
+}
+
+/* A write is done once it has committed, even if what follows its commit
+ * cannot take the global lock: here a delete that returns its member to
+ * the table-wide count (a post-commit action), and would then shrink its
+ * guild. It succeeds, lets the guild go, and the thread's next write
+ * finishes the count first. */
+Test(member, delete_done_when_its_commit_cannot_take_global_lock) {
+    fill_active(1);
+    gt_guild_stat st, after;
+    for (shrink_user = SHRINK_N - 1;; shrink_user--) {
+        cr_assert_eq(gt_guild_info(t, 1, &st), 0);
+        if ((st.members - 1) * 4 < st.capacity)
+            break;
+        cr_assert_eq(gt_delete(t, 1, shrink_user), 0);
+    }
+    gt_table_stat ts;
+    cr_assert_eq(gt_info(t, &ts), 0);
+    uint64_t members = ts.members;
+    fail_glock = alloc_failed = true; /* the global lock fails at once */
+    int r = gt_delete(t, 1, shrink_user);
+    fail_glock = alloc_failed = false;
+    cr_assert_eq(r, 0, "%s", gt_strerror(r));
+    cr_assert_eq(gt_contains(t, 1, shrink_user), 0);
+    cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+    cr_assert_eq(after.members, st.members - 1);
+    cr_assert_eq(after.capacity, st.capacity, "no shrink without the lock");
+    cr_assert_eq(gt_info(t, &ts), 0);
+    cr_assert_eq(ts.members, members, "the count was returned");
+    cr_assert_eq(gt_update_flags(t, 1, UINT64_MAX, 0, 0, NULL), GT_ENOENT);
+    cr_assert_eq(gt_info(t, &ts), 0);
+    cr_assert_eq(ts.members, members - 1, "the next write did not finish it");
+    assert_clean();
+    cr_assert_eq(gt_delete(t, 1, shrink_user - 1), 0);
+    cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+    cr_assert_lt(after.capacity, st.capacity, "and the next delete shrinks");
+}
+
 /* An insert of member 999999 into guild 1 that must grow it, one call or
  * one batch. */
 static int insert_growing(void) {

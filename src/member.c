@@ -8,7 +8,10 @@
  * a failed write changes nothing. A write touches at most: one record, its
  * control byte, one fanout-set entry and its chunk header, the guild's
  * counters line, and, when the storage or fanout set has to grow, a new
- * view. The slot log is sized for exactly that.
+ * view. The slot log is sized for exactly that. A write that leaves the
+ * guild sparse commits first and then rebuilds it smaller in a section of
+ * its own (shrink): that rebuild may fail, or its process die, and be
+ * undone alone, while the write stands.
  *
  * Linearization points: a write at its record's seqlock release (for an
  * insert, the control byte store that follows it); a lookup at its

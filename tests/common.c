@@ -149,6 +149,18 @@ uint64_t tc_fanout_size(gt_table *t, uint64_t gid) {
     return n;
 }
 
+gt_guild_stat tc_to_shrink_point(gt_table *t, uint64_t gid, uint64_t *last) {
+    gt_guild_stat st;
+    for (;;) {
+        cr_assert_eq(gt_guild_info(t, gid, &st), 0);
+        if ((st.members - 1) * 4 < st.capacity)
+            break;
+        cr_assert_eq(gt_delete(t, gid, (*last)--), 0);
+    }
+    cr_assert_gt(st.capacity, 64);
+    return st;
+}
+
 int tc_pinned(gt_table *t, pid_t pid) {
     struct pin_of p = {pid, -1};
     cr_assert_eq(gt_readers(t, see_pin, &p), 0);

@@ -40,6 +40,11 @@ void tc_stopped(pid_t pid, const char *what);
 /* Recipients of guild gid's fanout of its active members; asserts it
  * succeeds. */
 uint64_t tc_fanout_size(gt_table *t, uint64_t gid);
+/* Deletes members *last, *last - 1, ... of guild gid (1..*last, or
+ * 0..*last, are present) until the next delete must rebuild the guild
+ * smaller (member.c: storage over 64 slots, a quarter used); returns the
+ * guild's counts then. */
+gt_guild_stat tc_to_shrink_point(gt_table *t, uint64_t gid, uint64_t *last);
 /* Whether process pid holds a reader pin in t: 1, 0, or -1 (no slot). */
 int tc_pinned(gt_table *t, pid_t pid);
 /* Grow and shrink guild gid (by 45,000 members a round, at most 20

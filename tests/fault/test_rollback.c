@@ -279,20 +279,6 @@ static int delete_in_shrink(void *arg) {
     return 2; /* never reached: killed */
 }
 
-/* Deletes members *last, *last - 1, ... of SGUILD (1..*last are present)
- * until the next delete must shrink the guild; returns its stat then. */
-static gt_guild_stat to_shrink_point(gt_table *t, uint64_t *last) {
-    gt_guild_stat st;
-    for (;;) {
-        cr_assert_eq(gt_guild_info(t, SGUILD, &st), 0);
-        if ((st.members - 1) * 4 < st.capacity)
-            break;
-        cr_assert_eq(gt_delete(t, SGUILD, (*last)--), 0);
-    }
-    cr_assert_gt(st.capacity, 64);
-    return st;
-}
-
 Test(fault, delete_killed_in_its_shrink_stands, .timeout = 120) {
     name = tc_name("rollback-shrink");
     gt_table *t = tc_open(name, 10000, 4, 0);
@@ -303,7 +289,7 @@ Test(fault, delete_killed_in_its_shrink_stands, .timeout = 120) {
     uint64_t last = SMEMBERS;
     for (size_t k = 0; k < sizeof sat / sizeof sat[0]; k++, last--) {
         const char *at = sat[k].at;
-        gt_guild_stat before = to_shrink_point(t, &last), after;
+        gt_guild_stat before = tc_to_shrink_point(t, SGUILD, &last), after;
         struct sjob j = {at, last};
         pid_t w = tc_spawn(delete_in_shrink, &j);
         int ws;

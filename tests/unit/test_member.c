@@ -568,7 +568,8 @@ static void undo_without_glock(int (*write)(void), int want, const char *what) {
     fail_allocs = fail_glock = false;
     cr_assert(alloc_failed, "%s: no rebuild was tried", what);
     cr_assert_eq(r, want, "%s: %s", what, gt_strerror(r));
-    cr_assert_gt(heap_used(), before, "%s: the block was freed", what);
+    cr_assert_gt(heap_used(), before, "%s: the block is free before the "
+                 "next write", what);
     cr_assert_eq(gt_update_flags(t, 1, UINT64_MAX, 0, 0, NULL), GT_ENOENT);
     cr_assert_eq(heap_used(), before, "%s: the next write did not free the "
                  "block", what);
@@ -583,13 +584,8 @@ static int delete_shrinking(void) {
 
 Test(member, shrink_undone_without_global_lock) {
     fill_active(1);
-    gt_guild_stat st;
-    for (shrink_user = SHRINK_N - 1;; shrink_user--) {
-        cr_assert_eq(gt_guild_info(t, 1, &st), 0);
-        if ((st.members - 1) * 4 < st.capacity)
-            break; /* the next delete must shrink the guild */
-        cr_assert_eq(gt_delete(t, 1, shrink_user), 0);
-    }
+    shrink_user = SHRINK_N - 1;
+    gt_guild_stat st = tc_to_shrink_point(t, 1, &shrink_user);
     undo_without_glock(delete_shrinking, 0, "delete");
     cr_assert_eq(gt_contains(t, 1, shrink_user), 0, "the delete stands");
     gt_guild_stat after;
@@ -633,13 +629,8 @@ Test(member, shrink_batch_undone_without_global_lock) {
  * finishes the count first. */
 Test(member, delete_done_when_its_commit_cannot_take_global_lock) {
     fill_active(1);
-    gt_guild_stat st, after;
-    for (shrink_user = SHRINK_N - 1;; shrink_user--) {
-        cr_assert_eq(gt_guild_info(t, 1, &st), 0);
-        if ((st.members - 1) * 4 < st.capacity)
-            break;
-        cr_assert_eq(gt_delete(t, 1, shrink_user), 0);
-    }
+    shrink_user = SHRINK_N - 1;
+    gt_guild_stat st = tc_to_shrink_point(t, 1, &shrink_user), after;
     gt_table_stat ts;
     cr_assert_eq(gt_info(t, &ts), 0);
     uint64_t members = ts.members;

@@ -128,16 +128,16 @@ static int writer(void *arg) {
         uint64_t r = tc_rand(&rng) % 1000;
         if (drain == FH_USERS && tc_rand(&rng) % DRAIN_EVERY == 0)
             drain = 0, drain_g = e->g;
-        if (drain < FH_USERS) {
-            e->g = drain_g, e->u = drain++;
-            r = 450; /* a delete */
-        } else if (r >= 880 && r < 930) { /* a batch of flag updates or inserts */
+        if (drain == FH_USERS && r >= 880 && r < 930) {
+            /* a batch of flag updates or inserts */
             if (!many(t, &rng, n, r < 905 ? FH_FLAGS : FH_PUT))
                 return 0;
             continue;
         }
         e->op = r < 450 ? FH_PUT : r < 750 ? FH_DEL : r < 880 ? FH_FLAGS
                 : r < 999 ? FH_SESSION : FH_GDEL;
+        if (drain < FH_USERS) /* the drain's next delete instead */
+            e->op = FH_DEL, e->g = drain_g, e->u = drain++;
         if (e->op == FH_PUT) {
             e->m = tc_member(e->u, tc_rand(&rng));
             e->m.flags |= tc_rand(&rng) % 3 == 0 ? GT_ACTIVE : 0;

@@ -324,3 +324,96 @@ Test(fault, delete_killed_in_its_shrink_stands, .timeout = 120) {
     }
     tc_drop(t, name);
 }
+
+/* ---- a flag update killed while it compacts the fanout set ---------------
+ * Members leaving the fanout set leave it sparse at some point; the update
+ * that does is committed, and the set is then rebuilt smaller in a section
+ * of its own. Killed in that rebuild, the update stands and the rebuild is
+ * undone: for gt_update_flags and for a batch (gt_update_flags_many), of
+ * which the updates up to that one stand and none after it. The point is
+ * found on a twin guild, with the same members, that nobody kills. */
+#define FREF 1u   /* the twin */
+#define FONE 2u   /* gt_update_flags killed */
+#define FMANY 3u  /* gt_update_flags_many killed */
+#define FMEMBERS 2000u
+#define FPAST 10u /* updates of the batch after the one that compacts */
+
+static gt_member fmember(uint64_t u) {
+    gt_member m = tc_member(u, 3);
+    m.flags = GT_ONLINE | GT_ACTIVE;
+    return m;
+}
+
+struct fjob {
+    uint64_t gid, k; /* k: the update that leaves the set sparse */
+};
+
+static int leave_in_compaction(void *arg) {
+    const struct fjob *j = arg;
+    gt_table *t;
+    if (gt_open(name, NULL, &t))
+        return 1;
+    setenv("GT_CRASH_AT", "rebuild_copied:1", 1);
+    if (j->gid == FONE) {
+        gt_update_flags(t, FONE, j->k, 0, GT_ACTIVE, NULL);
+    } else {
+        gt_flag_update u[FMEMBERS];
+        for (uint64_t i = 0; i < j->k + FPAST; i++)
+            u[i] = (gt_flag_update){.user_id = i + 1, .clear = GT_ACTIVE};
+        gt_update_flags_many(t, FMANY, u, j->k + FPAST, NULL);
+    }
+    return 2; /* never reached: killed */
+}
+
+Test(fault, flag_update_killed_in_its_compaction_stands, .timeout = 120) {
+    name = tc_name("rollback-compact");
+    gt_table *t = tc_open(name, 3 * FMEMBERS + 100, 4, 0);
+    for (uint64_t g = FREF; g <= FMANY; g++)
+        for (uint64_t u = 1; u <= FMEMBERS; u++) {
+            gt_member m = fmember(u);
+            cr_assert_eq(gt_insert(t, g, &m, NULL), 0);
+        }
+    uint64_t k = 0;
+    for (uint64_t u = 1; u <= FMEMBERS && !k; u++) {
+        gt_guild_stat b, a;
+        cr_assert_eq(gt_guild_info(t, FREF, &b), 0);
+        cr_assert_eq(gt_update_flags(t, FREF, u, 0, GT_ACTIVE, NULL), 0);
+        cr_assert_eq(gt_guild_info(t, FREF, &a), 0);
+        k = a.bytes_used < b.bytes_used ? u : 0;
+    }
+    cr_assert(k && k + FPAST <= FMEMBERS, "no update compacted the set");
+    for (uint64_t u = 1; u < k; u++)
+        cr_assert_eq(gt_update_flags(t, FONE, u, 0, GT_ACTIVE, NULL), 0);
+    for (uint64_t g = FONE; g <= FMANY; g++) {
+        const char *what = g == FONE ? "gt_update_flags" : "the batch";
+        gt_guild_stat before, after;
+        cr_assert_eq(gt_guild_info(t, g, &before), 0);
+        struct fjob j = {g, k};
+        pid_t w = tc_spawn(leave_in_compaction, &j);
+        int ws;
+        cr_assert_eq(waitpid(w, &ws, 0), w);
+        cr_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL,
+                  "%s was not killed in its compaction (status %#x)", what,
+                  ws);
+        gt_table_stat ts;
+        cr_assert_eq(gt_info(t, &ts), 0); /* sweeps the dead writer */
+        for (uint64_t u = 1; u <= FMEMBERS; u++) {
+            gt_member m, want = fmember(u);
+            if (u <= k)
+                want.flags &= ~GT_ACTIVE;
+            cr_assert_eq(gt_lookup(t, g, u, &m, NULL), 0);
+            cr_assert(memcmp(&m, &want, sizeof m) == 0,
+                      "%s: member %lu is not as it should be (flags %#x)",
+                      what, (unsigned long)u, m.flags);
+        }
+        cr_assert_eq(gt_guild_info(t, g, &after), 0);
+        cr_assert_eq(after.active, FMEMBERS - k, "%s", what);
+        cr_assert_eq(after.bytes_used, before.bytes_used,
+                     "%s: the killed rebuild was not undone", what);
+        cr_assert_eq(tc_fanout_size(t, g), FMEMBERS - k, "%s", what);
+        gt_check_report rep = {0};
+        cr_assert_eq(gt_check(t, &rep), 0, "%s", what);
+        cr_assert_eq(rep.violations, 0, "%s", what);
+    }
+    tc_drop(t, name);
+}

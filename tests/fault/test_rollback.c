@@ -1,8 +1,13 @@
-/* test_rollback.c - what a writer's death undoes, and what it leaves.
+/* test_rollback.c - what a writer's death at a chosen point undoes, and
+ * what it leaves (each case in its section below): a scan that meets an
+ * insert whose writer dies; each kind of write killed with its record
+ * written; a delete killed while it shrinks its guild; a flag update killed
+ * while it compacts the fanout set. All deterministic, with the test
+ * library's stop points (src/hooks.c).
  *
- * A scan that meets an insert in flight whose writer then
- * dies sees the guild as it was, even when the guild's storage is reused
- * memory full of another guild's old records.
+ * A scan that meets an insert in flight whose writer then dies sees the
+ * guild as it was, even when the guild's storage is reused memory full of
+ * another guild's old records.
  *
  * The insert claims an empty slot: control byte set, record seqlock odd.
  * A scan that read that control byte waits on the seqlock; the writer is
@@ -12,9 +17,8 @@
  * it: not the insert's, whose words stay, nor one the block held before
  * (the soak run once caught a scan delivering such a record).
  *
- * Deterministic, with the test library's stop points (src/hooks.c): the
- * writer stops once it has claimed the slot, the scanner stops the first time it waits;
- * then the writer is killed and the scanner resumed. */
+ * The writer stops once it has claimed the slot, the scanner the first
+ * time it waits; then the writer is killed and the scanner resumed. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>

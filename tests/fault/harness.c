@@ -18,6 +18,7 @@ struct shared {
     char name[128];
     char crash_at[96];
     uint64_t seed, max_ops;
+    bool drain_first; /* the writer begins with a drain (fh_drainer) */
     _Atomic uint64_t n; /* entries written */
     _Atomic int started;
     int err, err_op; /* the writer's unexpected error, if any */
@@ -115,8 +116,9 @@ static int writer(void *arg) {
     /* Now and then a drain deletes every user of one guild, one write each,
      * in order: the guild's storage and fanout set go sparse and are rebuilt
      * smaller (the random mix alone keeps guilds about 60% full). */
-    uint32_t drain = FH_USERS; /* the drain's next user; FH_USERS: none */
-    uint16_t drain_g = 0;
+    uint32_t drain = sh->drain_first ? 0 : FH_USERS; /* the drain's next
+                                                        user; FH_USERS: none */
+    uint16_t drain_g = (uint16_t)(sh->seed % FH_GUILDS);
     for (uint64_t ops = 0; ops < sh->max_ops; ops++) {
         uint64_t n = atomic_load(&sh->n);
         if (n >= LOG_MAX)
@@ -286,9 +288,11 @@ static int writer_main(void *arg) {
     return writer(arg);
 }
 
-pid_t fh_writer(uint64_t seed, const char *crash_at, uint64_t max_ops) {
+static pid_t spawn_writer(uint64_t seed, const char *crash_at,
+                          uint64_t max_ops, bool drain_first) {
     sh->seed = seed;
     sh->max_ops = max_ops;
+    sh->drain_first = drain_first;
     snprintf(sh->crash_at, sizeof sh->crash_at, "%s", crash_at ? crash_at : "");
     atomic_store(&sh->started, 0);
     atomic_store(&sh->n, 0);
@@ -304,6 +308,14 @@ pid_t fh_writer(uint64_t seed, const char *crash_at, uint64_t max_ops) {
         usleep(100);
     }
     return p;
+}
+
+pid_t fh_writer(uint64_t seed, const char *crash_at, uint64_t max_ops) {
+    return spawn_writer(seed, crash_at, max_ops, false);
+}
+
+pid_t fh_drainer(uint64_t seed, const char *crash_at, uint64_t max_ops) {
+    return spawn_writer(seed, crash_at, max_ops, true);
 }
 
 bool fh_reap(pid_t p) {

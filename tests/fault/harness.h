@@ -39,6 +39,9 @@ void fh_teardown(gt_table *t);
  * until it dies. crash_at: GT_CRASH_AT for it, or NULL. Returns once the
  * writer has its table open. */
 pid_t fh_writer(uint64_t seed, const char *crash_at, uint64_t max_ops);
+/* As fh_writer, but the writer begins by draining guild seed % FH_GUILDS
+ * (every user deleted in turn): its first rebuilds shrink that guild. */
+pid_t fh_drainer(uint64_t seed, const char *crash_at, uint64_t max_ops);
 /* Wait for the writer: true if it was killed (SIGKILL), false if it finished
  * its max_ops; any other end fails the test. */
 bool fh_reap(pid_t p);

@@ -3,7 +3,9 @@
  * acknowledged, and its write in flight is all or nothing.
  *
  * For each step and several occurrences of it, a writer runs the random
- * write mix of harness.c with GT_CRASH_AT=step:n and kills itself there.
+ * write mix of harness.c with GT_CRASH_AT=step:n and kills itself there;
+ * then a second one that begins by emptying a guild, whose first rebuilds
+ * shrink it (the mix alone rarely does before the step is reached).
  * Recovery is left to what any reader does first: every other death a
  * gt_info (a sweep of dead slots), otherwise the checks' own lookups and
  * scans, which meet the seqlocks the dead writer left odd, wait, see it is
@@ -26,6 +28,22 @@ static const char *const steps[] = {
 };
 static const long occurrences[] = {1, 2, 5, 23, 150, 1000};
 
+/* Waits for writer p, has what it left recovered (by a gt_info if sweep,
+ * else by the checks' own reads: a reader waiting on a seqlock it left odd
+ * recovers the guild) and checks the table against md. True if it was
+ * killed. */
+static bool settle(gt_table *t, struct fh_model *md, pid_t p, bool sweep) {
+    bool killed = fh_reap(p);
+    struct fh_entry in[FH_MANY_MAX];
+    int inflight = fh_apply(md, in);
+    if (sweep) {
+        gt_table_stat st;
+        cr_assert_eq(gt_info(t, &st), 0); /* sweeps the dead writer */
+    }
+    fh_verify(t, md, in, inflight);
+    return killed;
+}
+
 Test(fault, every_named_step, .timeout = 900) {
     gt_table *t = fh_setup("steps");
     struct fh_model *md = calloc(1, sizeof *md);
@@ -35,19 +53,14 @@ Test(fault, every_named_step, .timeout = 900) {
             char at[96];
             snprintf(at, sizeof at, "%s:%ld", steps[s], occurrences[o]);
             cr_log_info("steps: %s", at);
-            pid_t p = fh_writer(s * 131 + o + 1, at, 30000);
-            bool killed = fh_reap(p);
+            uint64_t seed = s * 131 + o + 1;
+            bool killed = settle(t, md, fh_writer(seed, at, 30000), o % 2 == 0);
             if (occurrences[o] == 1)
                 cr_assert(killed, "step %s never reached", steps[s]);
             kills += killed;
-            struct fh_entry in[FH_MANY_MAX];
-            int inflight = fh_apply(md, in);
-            if (o % 2 == 0) {
-                gt_table_stat st;
-                cr_assert_eq(gt_info(t, &st), 0); /* sweeps the dead writer */
-            } /* else the checks' own reads meet its work first: a reader
-               * waiting on a seqlock it left odd recovers the guild */
-            fh_verify(t, md, in, inflight);
+            /* and one that begins by emptying a guild, so that the steps
+             * of its first rebuilds are those of shrinks */
+            kills += settle(t, md, fh_drainer(seed, at, 30000), o % 2 == 1);
         }
     }
     cr_log_info("steps: %d deaths at %zu named steps", kills,

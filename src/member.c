@@ -806,7 +806,8 @@ GT_API int gt_guild_reserve(gt_table *t, uint64_t guild_id, uint64_t members) {
     if (members > t->seg->g.max_members)
         return GT_EINVAL;
     struct gt_wr w;
-    int r = gt__guild_write(t, guild_id, true, &w, NULL);
+    bool created;
+    int r = gt__guild_write(t, guild_id, true, &w, &created);
     if (r)
         return r;
     struct gt_guild *g = w.g;
@@ -816,7 +817,10 @@ GT_API int gt_guild_reserve(gt_table *t, uint64_t guild_id, uint64_t members) {
         (!LOAD(&g->store_off, relaxed) ||
          gt__store_full(members - 1, LOAD(&g->tombs, relaxed), cap)) &&
         (r = gt__store_rebuild(&w, members))) {
-        gt__wr_abort(&w);
+        /* A failed write changes nothing: that includes the guild it made. */
+        if (undo(&w) || (created && gt__guild_drop(&w) != 0 && undo(&w)))
+            return r;
+        gt__wr_commit(&w);
         return r;
     }
     return gt__wr_commit(&w);

@@ -150,3 +150,28 @@ Test(guild, damaged_guild_refused_by_writers) {
     cr_assert_eq(gt_insert(t, 9, &(gt_member){.user_id = 2}, NULL), 0);
     cr_assert_eq(gt_contains(t, 9, 2), 1);
 }
+
+/* A reservation the heap cannot hold (GT_EFULL) changes nothing, like any
+ * failed write: a guild it would have made does not appear, and one that
+ * was there stays as it was. */
+Test(guild, refused_reserve_changes_nothing) {
+    gt_member m = tc_member(7, 1);
+    cr_assert_eq(gt_insert(t, 60, &m, NULL), 0);
+    uint64_t gid = 1;
+    int r;
+    while ((r = gt_guild_reserve(t, gid, 100000)) == 0)
+        cr_assert_lt(++gid, 60, "the heap held 59 guilds of max_members");
+    cr_assert_eq(r, GT_EFULL, "%s", gt_strerror(r));
+    gt_guild_stat st;
+    cr_assert_eq(gt_guild_info(t, gid, &st), GT_ENOENT);
+    gt_table_stat ts;
+    cr_assert_eq(gt_info(t, &ts), 0);
+    cr_assert_eq(ts.guilds, gid); /* 1..gid-1 and 60 */
+    cr_assert_eq(gt_guild_info(t, 60, &st), 0);
+    uint64_t cap = st.capacity;
+    cr_assert_eq(gt_guild_reserve(t, 60, 100000), GT_EFULL);
+    cr_assert_eq(gt_guild_info(t, 60, &st), 0);
+    cr_assert_eq(st.members, 1);
+    cr_assert_eq(st.capacity, cap);
+    cr_assert_eq(gt_contains(t, 60, 7), 1);
+}

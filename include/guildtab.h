@@ -260,9 +260,10 @@ GT_API int gt_contains(gt_table *t, uint64_t guild_id, uint64_t user_id);
  * gt_delete - remove the member. The guild stays, even when empty.
  * A delete that leaves the guild's storage or fanout set sparse then
  * rebuilds the guild smaller, after the delete has committed. That rebuild
- * is optional: if it cannot get memory (or its process dies), it is undone,
- * the delete stands, and the next write that finds the guild sparse tries
- * again.
+ * is optional: it takes only memory that is free at once (it does not wait
+ * for scans to release memory, as writes that need memory do); if it cannot
+ * get memory (or its process dies), it is undone, the delete stands, and
+ * the next write that finds the guild sparse tries again.
  * Errors: GT_ENOENT (no such guild or member).
  */
 GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id);

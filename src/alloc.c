@@ -357,12 +357,12 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
 #define ALLOC_WAIT_NS (1000ull * 1000 * 1000)
 
 int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
-              uint64_t *off) {
+              uint64_t *off, bool wait) {
     int r = alloc_once(t, owner, bytes, off, false);
     if (r == GT_EFULL && gt__sweep(t, false) > 0)
         r = alloc_once(t, owner, bytes, off, false); /* a dead writer's */
     uint64_t start = 0;
-    while (r == GT_EFULL && LOAD(&t->seg->retired_n, relaxed) != 0) {
+    while (wait && r == GT_EFULL && LOAD(&t->seg->retired_n, relaxed) != 0) {
         uint64_t now = gt__now_ns();
         if (!start)
             start = now;

@@ -531,6 +531,8 @@ struct gt_wr {
     uint32_t stat; /* counted when it commits (enum gt_stat; GT_ST_COUNT: no) */
     uint32_t counters_ent; /* the log entry that last held g's counters line
                               (gt__log_counters checks it still does) */
+    bool optional; /* a rebuild that may give up (a shrink): its memory
+                      neither waits for scans nor evicts them (gt__alloc) */
 };
 int gt__glock(gt_table *t) GT_INTERNAL;
 int gt__gunlock(gt_table *t) GT_INTERNAL;
@@ -600,8 +602,10 @@ void gt__log_seal(gt_table *t, struct gt_log *log) GT_INTERNAL;
 int gt__log_set(gt_table *t, struct gt_log *log, a8 *p, uint8_t v) GT_INTERNAL;
 
 /* ---- alloc.c: heap ------------------------------------------------------- */
+/* wait: on a full heap, wait for scans to release retired memory (evicting
+ * stalled ones) before GT_EFULL. */
 int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
-              uint64_t *off) GT_INTERNAL;
+              uint64_t *off, bool wait) GT_INTERNAL;
 void gt__free_locked(gt_table *t, uint64_t off, uint32_t order,
                      uint32_t units) GT_INTERNAL;
 int gt__commit(gt_table *t, uint64_t off, uint64_t len) GT_INTERNAL;

@@ -500,6 +500,7 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
     w->gidx = gt_guild_index(t, g);
     w->stat = GT_ST_COUNT;
     w->counters_ent = UINT32_MAX;
+    w->optional = false;
     return 0;
 }
 

@@ -541,14 +541,17 @@ static int locate(gt_table *t, uint64_t gid, uint64_t uid, struct gt_wr *w,
 
 /* Rebuild the guild smaller, the lock held, in a section of its own after
  * the write that left its storage or fanout set sparse has committed. It is
- * optional: a rebuild that fails (mostly for want of memory) is rolled back
- * alone, the write stands, and the next write that finds the guild sparse
- * tries again. Returns 0 with the lock held, or a lock error of the
- * rebuild's commit or undo (the lock is then gone; the write stands). */
+ * optional. It takes only memory free at once: it neither waits for scans
+ * to release memory nor evicts them. A rebuild that fails (mostly for want
+ * of memory) is rolled back alone, the write stands, and the next write
+ * that finds the guild sparse tries again. Returns 0 with the lock held, or
+ * a lock error of the rebuild's commit or undo (the lock is then gone; the
+ * write stands). */
 static int shrink(struct gt_wr *w) {
-    if (gt__store_rebuild(w, LOAD(&w->g->members, relaxed)) == 0)
-        return gt__wr_checkpoint(w);
-    return undo(w);
+    w->optional = true;
+    int r = gt__store_rebuild(w, LOAD(&w->g->members, relaxed));
+    w->optional = false;
+    return r == 0 ? gt__wr_checkpoint(w) : undo(w);
 }
 
 /* Commit the write, and then shrink the guild if it left it sparse.

@@ -103,3 +103,77 @@ Test(fault, stalled_count_is_evicted, .timeout = 120, .fini = kill_kids) {
     cr_assert_eq(st.bytes_retired, 0);
     tc_drop(t, name);
 }
+
+/* ---- a shrink neither waits for a stalled scan nor evicts it ----------------
+ * A delete that leaves its guild sparse rebuilds it smaller only with memory
+ * it can have at once (member.c, shrink). The heap is filled with reserved
+ * guilds; a scan stalls, pinned; one reserved guild is deleted, so the heap
+ * is full of a block only that scan holds back. The delete that would shrink
+ * a guild then succeeds and leaves the scan pinned and the guild its size.
+ * A write that must have memory evicts the scan, as any write does; then
+ * the next delete shrinks the guild. */
+#define SHRUNK 1u   /* the guild deleted down to its shrink */
+#define FIRST_FILL 10u /* reserved guilds from here on fill the heap */
+
+static int stall_cb(void *ctx, const gt_member *m, const void *p) {
+    (void)ctx, (void)m, (void)p;
+    raise(SIGSTOP); /* pinned, until killed */
+    return 0;
+}
+
+static int stalled_scan(void *arg) {
+    (void)arg;
+    gt_table *t;
+    if (gt_open(name, NULL, &t))
+        return 1;
+    gt_select(t, SHRUNK, NULL, 0, 1, stall_cb, NULL);
+    return 2; /* never reached: killed */
+}
+
+Test(fault, shrink_does_not_evict_a_stalled_scan, .timeout = 120,
+     .fini = kill_kids) {
+    name = tc_name("evict-shrink");
+    gt_options o = {.max_members = 20000, .max_guilds = 512,
+                    .stall_timeout_ms = 50, .flags = GT_CREATE | GT_EXCL};
+    gt_table *t;
+    cr_assert_eq(gt_open(name, &o, &t), 0);
+    uint64_t last = 400;
+    for (uint64_t u = 1; u <= last; u++) {
+        gt_member m = tc_member(u, 1); /* not active: no fanout set */
+        cr_assert_eq(gt_insert(t, SHRUNK, &m, NULL), 0);
+    }
+    gt_guild_stat st = tc_to_shrink_point(t, SHRUNK, &last);
+    /* fill the heap: reservations of every size, largest first, each
+     * until the heap refuses it */
+    uint64_t gid = FIRST_FILL;
+    for (uint64_t n = o.max_members; n >= 1; n /= 2) {
+        int r;
+        while ((r = gt_guild_reserve(t, gid, n)) == 0)
+            gid++;
+        cr_assert_eq(r, GT_EFULL, "reserve %lu: %s", (unsigned long)n,
+                     gt_strerror(r));
+        cr_assert_lt(gid, o.max_guilds - 1);
+    }
+    pid_t s = kids[1] = tc_spawn(stalled_scan, NULL);
+    tc_stopped(s, "scan");
+    cr_assert_eq(tc_pinned(t, s), 1);
+    cr_assert_eq(gt_guild_delete(t, FIRST_FILL), 0); /* retired, held */
+    usleep(200 * 1000); /* the pin is now older than stall_timeout_ms */
+    cr_assert_eq(gt_delete(t, SHRUNK, last), 0);
+    cr_assert_eq(tc_pinned(t, s), 1, "the shrink evicted the stalled scan");
+    gt_guild_stat after;
+    cr_assert_eq(gt_guild_info(t, SHRUNK, &after), 0);
+    cr_assert_eq(after.members, st.members - 1);
+    cr_assert_eq(after.capacity, st.capacity, "rebuilt without the memory");
+    /* a write that must have memory evicts it */
+    cr_assert_eq(gt_guild_reserve(t, gid, 1), 0);
+    cr_assert_eq(tc_pinned(t, s), 0, "a reservation kept the scan pinned");
+    cr_assert_eq(gt_delete(t, SHRUNK, last - 1), 0);
+    cr_assert_eq(gt_guild_info(t, SHRUNK, &after), 0);
+    cr_assert_lt(after.capacity, st.capacity, "the next delete did not shrink");
+    kill_kids();
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0);
+    cr_assert_eq(rep.violations, 0);
+    tc_drop(t, name);
+}

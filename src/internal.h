@@ -550,9 +550,11 @@ int gt__wr_checkpoint(struct gt_wr *w) GT_INTERNAL;
 int gt__count_reserve(struct gt_wr *w, int32_t delta) GT_INTERNAL;
 int gt__log_retire(struct gt_wr *w, uint64_t off, uint64_t bytes) GT_INTERNAL;
 void gt__wr_abort(struct gt_wr *w) GT_INTERNAL;
-/* Undo what w wrote since its last commit, keeping the lock; an error
- * (a lock error of the undo's heap actions) leaves the log for a recovery. */
-int gt__wr_rollback(struct gt_wr *w) GT_INTERNAL;
+/* Undo what w wrote since its last commit, keeping the lock. Returns 0, or
+ * the lock error that stopped the undo's heap actions: the lock is then
+ * released, and the log left for the next writer of the guild or of this
+ * thread to finish. */
+int gt__wr_undo(struct gt_wr *w) GT_INTERNAL;
 /* Whether log entry e already holds the old bytes of [off, off + len). */
 static inline bool gt_log_holds(const struct gt_log_ent *e, uint64_t off,
                                 uint32_t len) {

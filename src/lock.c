@@ -570,17 +570,17 @@ int gt__wr_checkpoint(struct gt_wr *w) {
     return r;
 }
 
-/* Undo everything w did, keeping the lock. Returns 0, or the lock error
- * that stopped the undo's actions (the log then stays, for a recovery). */
-int gt__wr_rollback(struct gt_wr *w) {
+int gt__wr_undo(struct gt_wr *w) {
     gt__log_rollback(w->t, w->log);
     int r = run_actions(w->t, w->log, false);
     if (r == 0)
         log_clear(w->log);
+    else
+        guild_unlock(w); /* the log stays for the next writer to finish */
     return r;
 }
 
 void gt__wr_abort(struct gt_wr *w) {
-    gt__wr_rollback(w);
-    guild_unlock(w);
+    if (gt__wr_undo(w) == 0)
+        guild_unlock(w);
 }

@@ -307,13 +307,15 @@ static int put_replace(struct gt_wr *w, struct gt_view *v, uint64_t slot,
     return 0;
 }
 
-/* Undo w's open section, keeping the lock. Returns 0, or the lock error
- * that stopped the undo's heap actions: w is then aborted, the lock let go
- * and the log left for the next writer of the guild or of this thread. */
-static int undo(struct gt_wr *w) {
-    int r = gt__wr_rollback(w);
-    if (r)
-        gt__wr_abort(w);
+/* A write that failed with r changes nothing: undo its open section and,
+ * if it made the guild (created) and the guild holds no member, the guild
+ * too; then let the lock go. Returns r. */
+static int fail_write(struct gt_wr *w, bool created, int r) {
+    if (gt__wr_undo(w) ||
+        (created && LOAD(&w->g->members, relaxed) == 0 &&
+         gt__guild_drop(w) != 0 && gt__wr_undo(w)))
+        return r; /* the lock is gone */
+    gt__wr_commit(w);
     return r;
 }
 
@@ -340,15 +342,8 @@ static int put(gt_table *t, uint64_t gid, const gt_member *m,
         r = GT_EEXIST;
     else
         r = put_replace(&w, &v, slot, m, payload);
-    if (r) {
-        /* A failed write changes nothing: that includes the guild it made. */
-        if (undo(&w) ||
-            (created && LOAD(&w.g->members, relaxed) == 0 &&
-             gt__guild_drop(&w) != 0 && undo(&w)))
-            return r;
-        gt__wr_commit(&w);
-        return r;
-    }
+    if (r)
+        return fail_write(&w, created, r);
     w.stat = GT_ST_INSERTS;
     return gt__wr_commit(&w);
 }
@@ -485,12 +480,7 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
     gt__wr_commit(&w);
     return added;
 fail: /* the open part is undone; earlier parts stand */
-    /* A failed write changes nothing: that includes the guild it made. */
-    if (undo(&w) || (created && LOAD(&g->members, relaxed) == 0 &&
-                     gt__guild_drop(&w) != 0 && undo(&w)))
-        return r;
-    gt__wr_commit(&w);
-    return r;
+    return fail_write(&w, created, r);
 }
 
 GT_API int gt_insert_many(gt_table *t, uint64_t guild_id, const gt_member *m,
@@ -551,7 +541,7 @@ static int shrink(struct gt_wr *w) {
     w->optional = true;
     int r = gt__store_rebuild(w, LOAD(&w->g->members, relaxed));
     w->optional = false;
-    return r == 0 ? gt__wr_checkpoint(w) : undo(w);
+    return r == 0 ? gt__wr_checkpoint(w) : gt__wr_undo(w);
 }
 
 /* Commit the write, and then shrink the guild if it left it sparse.
@@ -819,13 +809,8 @@ GT_API int gt_guild_reserve(gt_table *t, uint64_t guild_id, uint64_t members) {
     if (members > have &&
         (!LOAD(&g->store_off, relaxed) ||
          gt__store_full(members - 1, LOAD(&g->tombs, relaxed), cap)) &&
-        (r = gt__store_rebuild(&w, members))) {
-        /* A failed write changes nothing: that includes the guild it made. */
-        if (undo(&w) || (created && gt__guild_drop(&w) != 0 && undo(&w)))
-            return r;
-        gt__wr_commit(&w);
-        return r;
-    }
+        (r = gt__store_rebuild(&w, members)))
+        return fail_write(&w, created, r);
     return gt__wr_commit(&w);
 }
 

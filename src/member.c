@@ -49,11 +49,12 @@ _Static_assert(HASH_RING >= 2 * MANY_AHEAD + 1 + 16 &&
 /* The second stage of the batch calls' fetching, MANY_AHEAD places ahead:
  * the control group, fetched MANY_AHEAD places before that, is read to find
  * the slot the member likely is in or would go to (the first slot from home
- * with its tag or free), and that record is fetched, not the home one: two
- * members in five are not in their home slot. Reads only inside the block;
- * a hint, however the bytes change meanwhile. */
-static inline void fetch_match(gt_table *t, const struct gt_store *st,
-                               uint64_t cap, uint64_t h) {
+ * with its tag or free, else home), and that record is fetched, not the
+ * home one: two members in five are not in their home slot. Returns that
+ * slot (< cap). Reads only inside the block; a hint, however the bytes
+ * change meanwhile. */
+static inline uint64_t fetch_match(gt_table *t, const struct gt_store *st,
+                                   uint64_t cap, uint64_t h) {
     uint64_t pos = gt_fastrange(h, cap), grp = pos & ~7ull;
     uint64_t w = LOAD((const a64 *)(const void *)(gt_ctrl(st) + grp), relaxed);
     uint64_t m = gt_match_tag(w, gt_tag_word(h)) | gt_match_free(w);
@@ -62,6 +63,7 @@ static inline void fetch_match(gt_table *t, const struct gt_store *st,
     const uint8_t *rec = (const uint8_t *)gt_rec_at(t, st, cap, i);
     __builtin_prefetch(rec);
     __builtin_prefetch(rec + t->stride - 1);
+    return i;
 }
 
 /* The batch calls' fetching ahead of the member they work on, in two
@@ -78,6 +80,7 @@ struct ahead {
     size_t end;       /* keys [.., end) */
     size_t ctrl, rec; /* the next key to fetch the control group, record of */
     uint64_t h[HASH_RING];
+    uint64_t slot[HASH_RING]; /* fetch_match's slot, once it has run */
 };
 
 /* Start fetching at key i (again: after a new view, or a new hold). */
@@ -87,7 +90,9 @@ static inline void ahead_from(struct ahead *a, size_t i, size_t end) {
 }
 
 /* Fetch ahead of key i, in view (st, cap) (st NULL: nothing to fetch), and
- * return its hash. Keys are taken in order, or again at most 16 back. */
+ * return its hash; with st, a->slot[i % HASH_RING] is then its slot from
+ * fetch_match in this view. Keys are taken in order, or again at most 16
+ * back. */
 static inline uint64_t ahead_to(struct ahead *a, gt_table *t,
                                 const struct gt_store *st, uint64_t cap,
                                 size_t i) {
@@ -103,7 +108,8 @@ static inline uint64_t ahead_to(struct ahead *a, gt_table *t,
     }
     for (; a->rec < r_to; a->rec++)
         if (st)
-            fetch_match(t, st, cap, a->h[a->rec % HASH_RING]);
+            a->slot[a->rec % HASH_RING] =
+                fetch_match(t, st, cap, a->h[a->rec % HASH_RING]);
     return a->h[i % HASH_RING];
 }
 
@@ -1123,10 +1129,16 @@ GT_API int gt_lookup_many(gt_table *t, uint64_t guild_id,
         int got = 0;
         for (size_t i = at; i < n;) {
             uint64_t h = ahead_to(&ah, t, st, cap, i);
-            int f = probe(t, g, st, cap, h, user_ids[i],
-                          out ? &out[i] : NULL,
-                          payloads ? (uint8_t *)payloads + i * ps : NULL);
-            if (f < 0)
+            gt_member *o = out ? &out[i] : NULL;
+            void *pl = payloads ? (uint8_t *)payloads + i * ps : NULL;
+            /* the record fetched ahead first: most members are there, and
+             * finding one there needs no control byte read again. A record
+             * that holds the member whole answers (as a probe's would; the
+             * view is re-checked below); anything else, the full probe */
+            int f = 1;
+            if (rec_read(t, gt_rec_at(t, st, cap, ah.slot[i % HASH_RING]),
+                         user_ids[i], o, pl) != REC_FOUND &&
+                (f = probe(t, g, st, cap, h, user_ids[i], o, pl)) < 0)
                 return f;
             found[i] = (uint8_t)f;
             got += f;

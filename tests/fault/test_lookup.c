@@ -13,8 +13,9 @@
  * guild to new storage and gives the old block to another guild, or
  * deletes the guild and makes another in its place; then it resumes the
  * reader. gt_lookup is stopped in its straight pass (lookup_fast in
- * src/member.c), gt_lookup_many in the full probe, so both ways of reading
- * a record are checked. */
+ * src/member.c), gt_lookup_many in its first read, of the record it
+ * fetched ahead, which it follows with the full probe when that read finds
+ * the record changed: so each way of reading a record is checked. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>

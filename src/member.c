@@ -643,11 +643,20 @@ struct many_op {
 };
 
 /* Where the update lands (the lock held): -1 (absent), 0 (it changes
- * nothing) or 1. */
+ * nothing) or 1. hint: the slot fetch_match chose, tried before the probe;
+ * it may be from an earlier view, or any number: it is taken only if it is
+ * in this view and its control byte and record name the member. */
 static int many_find(gt_table *t, const struct gt_view *v, uint64_t h,
-                     const gt_flag_update *u, struct many_op *op) {
-    op->slot = v->st ? gt__store_find(t, v->st, v->cap, u->user_id, h)
-                     : GT_NOT_FOUND;
+                     uint64_t hint, const gt_flag_update *u,
+                     struct many_op *op) {
+    if (!v->st)
+        return -1;
+    bool at_hint = hint < v->cap &&
+                   LOAD(&gt_ctrl(v->st)[hint], relaxed) == (h & 0x7f) &&
+                   LOAD(&gt_rec_at(t, v->st, v->cap, hint)->w[0], relaxed) ==
+                       u->user_id;
+    op->slot = at_hint ? hint
+                       : gt__store_find(t, v->st, v->cap, u->user_id, h);
     if (op->slot == GT_NOT_FOUND)
         return -1;
     op->rec = gt_rec_at(t, v->st, v->cap, op->slot);
@@ -712,7 +721,8 @@ GT_API int gt_update_flags_many(gt_table *t, uint64_t guild_id,
         for (; at < end; at++) {
             uint64_t h = ahead_to(&ah, t, v.st, v.cap, at);
             struct many_op op;
-            int f = many_find(t, &v, h, &u[at], &op);
+            int f = many_find(t, &v, h, ah.slot[at % HASH_RING], &u[at],
+                              &op);
             part += f == 0; /* counted as gt_update_flags counts it */
             if (f <= 0)
                 continue;

@@ -170,6 +170,42 @@ Test(batch, update_flags_many_equals_updates) {
     free(u);
 }
 
+/* A batch that takes its guild's fanout set below an eighth full shrinks
+ * the guild midway (storage and set rebuilt for its members, in the same
+ * hold of the lock): the updates after it must find their members in the
+ * new storage, though the slots fetched ahead for them were chosen in the
+ * old one, most of them past the new storage's end. */
+Test(batch, update_flags_many_goes_on_after_a_shrink) {
+    enum { N = 1100 };
+    cr_assert_eq(gt_guild_reserve(t, 1, 4000), 0);
+    for (uint64_t u = 1; u <= N; u++) {
+        gt_member m = tc_member(u, 1);
+        m.flags = GT_ONLINE | GT_ACTIVE;
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    gt_guild_stat before, after;
+    cr_assert_eq(gt_guild_info(t, 1, &before), 0);
+    gt_flag_update u[N];
+    for (int i = 0; i < N; i++)
+        u[i] = (gt_flag_update){.user_id = (uint64_t)i + 1,
+                                .clear = GT_ACTIVE};
+    size_t done = 0;
+    cr_assert_eq(gt_update_flags_many(t, 1, u, N, &done), N);
+    cr_assert_eq(done, N);
+    cr_assert_eq(gt_guild_info(t, 1, &after), 0);
+    cr_assert_lt(after.capacity * 2, before.capacity, "the guild shrank");
+    cr_assert_eq(after.members, N);
+    cr_assert_eq(after.active, 0);
+    for (uint64_t id = 1; id <= N; id++) {
+        gt_member m;
+        cr_assert_eq(gt_lookup(t, 1, id, &m, NULL), 0);
+        cr_assert_eq(m.flags, GT_ONLINE, "user %llu", (unsigned long long)id);
+    }
+    gt_check_report rep = {0};
+    cr_assert_eq(gt_check(t, &rep), 0);
+    cr_assert_eq(rep.violations, 0);
+}
+
 Test(batch, update_flags_many_errors) {
     fill(1);
     gt_flag_update u[2] = {{.user_id = 1, .set = GT_ACTIVE},

@@ -52,9 +52,6 @@
 #define RECORD_ALIGN 64 /* one record per cache line */
 #define SLOTS_PER_MEMBER 2 /* ck_ht grows past a load factor of 0.5 */
 #define HASH_SEED 0x636b6874ull
-#define SCAN_MIN_RUNS 3
-#define SCAN_MIN_SECONDS 0.3
-#define SCAN_MAX_RUNS 1000 /* bounds the samples when a scan takes microseconds */
 
 struct recipient {
     uint64_t user_id, session_id;
@@ -256,7 +253,8 @@ static inline const struct bench_member *scan_next(ck_ht_t *ht,
     return (const struct bench_member *)ck_ht_entry_value_direct(e);
 }
 
-static uint64_t ht_fanout(struct ht_bench *b) {
+static uint64_t ht_fanout(void *ctx) {
+    struct ht_bench *b = ctx;
     uint64_t fill[BENCH_WORKERS] = {0}, got = 0;
     ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
     for (const struct bench_member *m; (m = scan_next(&b->ht, &it));) {
@@ -272,7 +270,8 @@ static uint64_t ht_fanout(struct ht_bench *b) {
     return got;
 }
 
-static uint64_t ht_role(struct ht_bench *b) {
+static uint64_t ht_role(void *ctx) {
+    struct ht_bench *b = ctx;
     uint64_t got = 0;
     ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
     for (const struct bench_member *m; (m = scan_next(&b->ht, &it));)
@@ -284,31 +283,13 @@ static uint64_t ht_role(struct ht_bench *b) {
     return got;
 }
 
-static uint64_t ht_count(struct ht_bench *b) {
+static uint64_t ht_count(void *ctx) {
+    struct ht_bench *b = ctx;
     uint64_t online = 0;
     ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
     for (const struct bench_member *m; (m = scan_next(&b->ht, &it));)
         online += (m->flags & BENCH_ONLINE) != 0;
     return online;
-}
-
-/* Run scan until it has run SCAN_MIN_RUNS times and SCAN_MIN_SECONDS in all
- * (at most SCAN_MAX_RUNS); the median in ms, its result in *result. */
-static double scan_ms(uint64_t (*scan)(struct ht_bench *), struct ht_bench *b,
-                      uint64_t *result) {
-    double t[SCAN_MAX_RUNS], spent = 0;
-    int runs = 0;
-    while (runs < SCAN_MIN_RUNS ||
-           (spent < SCAN_MIN_SECONDS && runs < SCAN_MAX_RUNS)) {
-        double t0 = bench_now();
-        uint64_t r = scan(b);
-        t[runs] = bench_now() - t0;
-        if (runs > 0 && r != *result)
-            bench_die("a scan's result changed between runs");
-        *result = r;
-        spent += t[runs++];
-    }
-    return bench_median(t, runs) * 1e3;
 }
 
 /* ---- writes (this process is the single producer) ---- */
@@ -351,33 +332,9 @@ static double ht_churn(struct ht_bench *b, const struct bench_writes *w) {
     return (double)w->churns / (bench_now() - t0) / 1e6;
 }
 
-/* ---- checks ---- */
-
-/* The report (report.py) compares these with the workload's expectations. */
-struct checks {
-    uint64_t hits, misses, dep, active, role, count;
-};
-
-static void emit_checks(const struct checks *c, uint64_t ops) {
-    bench_emit("check_hits", (double)c->hits);
-    bench_emit("check_misses", (double)c->misses);
-    bench_emit("check_dep", (double)c->dep);
-    bench_emit("check_active", (double)c->active);
-    bench_emit("check_role", (double)c->role);
-    bench_emit("check_count", (double)c->count);
-    bench_emit("ops_lookup", (double)ops);
-}
-
 /* ---- the run ---- */
 
-static void *alloc_or_die(size_t size) {
-    void *p = malloc(size);
-    if (!p)
-        bench_die("out of memory");
-    return p;
-}
-
-static void run_lookups(struct ht_bench *b, struct checks *c) {
+static void run_lookups(struct ht_bench *b, struct bench_checks *c) {
     double t[ROUNDS];
     uint64_t hits, sum;
     for (int r = 0; r < ROUNDS; r++) {
@@ -400,13 +357,13 @@ static void run_lookups(struct ht_bench *b, struct checks *c) {
     bench_emit("lookup_2p_mops", ht_readers(b, 2));
 }
 
-static void run_scans(struct ht_bench *b, struct checks *c) {
+static void run_scans(struct ht_bench *b, struct bench_checks *c) {
     b->fan_cap = (b->n + BENCH_WORKERS - 1) / BENCH_WORKERS;
-    b->fan = alloc_or_die(BENCH_WORKERS * b->fan_cap * sizeof *b->fan);
-    b->role_out = alloc_or_die(b->n * sizeof *b->role_out);
-    bench_emit("fanout_ms", scan_ms(ht_fanout, b, &c->active));
-    bench_emit("role_ms", scan_ms(ht_role, b, &c->role));
-    bench_emit("count_ms", scan_ms(ht_count, b, &c->count));
+    b->fan = bench_alloc(BENCH_WORKERS * b->fan_cap * sizeof *b->fan);
+    b->role_out = bench_alloc(b->n * sizeof *b->role_out);
+    bench_emit("fanout_ms", bench_scan_ms(ht_fanout, b, &c->active));
+    bench_emit("role_ms", bench_scan_ms(ht_role, b, &c->role));
+    bench_emit("count_ms", bench_scan_ms(ht_count, b, &c->count));
     free(b->fan);
     free(b->role_out);
 }
@@ -422,10 +379,7 @@ static void run_writes(struct ht_bench *b) {
     if (ck_ht_count(&b->ht) != b->n)
         bench_die("churn changed the member count");
     bench_emit("churn_mps", bench_median(t, ROUNDS));
-    free(w->flip_uid);
-    free(w->flip_flags);
-    free(w->churn);
-    free(w);
+    bench_writes_free(w);
 }
 
 int main(int argc, char **argv) {
@@ -434,7 +388,7 @@ int main(int argc, char **argv) {
     b.ops = bench_ops(LOOKUPS_DEFAULT);
     if (b.ops == 0)
         bench_die("BENCH_OPS must be positive");
-    struct checks c = {0};
+    struct bench_checks c = {0};
 
     double rss0 = bench_rss();
     ht_create(&b);
@@ -447,7 +401,7 @@ int main(int argc, char **argv) {
     run_lookups(&b, &c);
     run_scans(&b, &c);
     run_writes(&b);
-    emit_checks(&c, b.ops);
+    bench_emit_checks(&c, b.ops);
 
     free(b.hit);
     free(b.miss);

@@ -87,7 +87,8 @@ static int take_role(void *ctx, const gt_member *m, const void *payload) {
     return 0;
 }
 
-static uint64_t scan_fanout(struct route *r) {
+static uint64_t scan_fanout(void *ctx) {
+    struct route *r = ctx;
     gt_filter f = {.flags_set = GT_ACTIVE};
     memset(r->len, 0, sizeof r->len);
     check(gt_fanout(T, 1, &f, 0, 1, take_fanout, r), "fanout");
@@ -97,7 +98,8 @@ static uint64_t scan_fanout(struct route *r) {
     return total;
 }
 
-static uint64_t scan_role(struct route *r) {
+static uint64_t scan_role(void *ctx) {
+    struct route *r = ctx;
     gt_filter f = {.roles_any = {1ull << BENCH_ROLE}};
     r->nids = 0;
     check(gt_select(T, 1, &f, 0, 1, take_role, r), "select");
@@ -107,26 +109,12 @@ static uint64_t scan_role(struct route *r) {
 /* The contract counts by looking at every member. A plain ONLINE filter
  * would be answered from the guild's exact counters without a walk (tens of
  * ns); a role term (every member has a role) makes it a scan. */
-static uint64_t scan_count(struct route *r) {
-    (void)r;
+static uint64_t scan_count(void *ctx) {
+    (void)ctx;
     gt_filter f = {.flags_set = GT_ONLINE, .roles_any = {0xff}};
     uint64_t c;
     check(gt_select_count(T, 1, &f, 0, 1, &c), "select_count");
     return c;
-}
-
-/* Median ms of repeated scans: at least 3, about 0.3 s in all. */
-static double time_scan(uint64_t (*fn)(struct route *), struct route *r,
-                        uint64_t *result) {
-    double v[1000];
-    int k = 0;
-    double start = bench_now();
-    while (k < 3 || (k < 1000 && bench_now() - start < 0.3)) {
-        double a = bench_now();
-        *result = fn(r);
-        v[k++] = (bench_now() - a) * 1e3;
-    }
-    return bench_median(v, k);
 }
 
 static void cleanup(void) { gt_unlink(name, NULL); }
@@ -239,16 +227,14 @@ int main(int argc, char **argv) {
 
     struct route rt;
     for (unsigned w = 0; w < BENCH_WORKERS; w++)
-        if (!(rt.rec[w] = malloc((n / BENCH_WORKERS + 1) * 16)))
-            bench_die("out of memory");
-    if (!(rt.ids = malloc(n * 8)))
-        bench_die("out of memory");
+        rt.rec[w] = bench_alloc((n / BENCH_WORKERS + 1) * 16);
+    rt.ids = bench_alloc(n * 8);
     uint64_t got;
-    bench_emit("fanout_ms", time_scan(scan_fanout, &rt, &got));
+    bench_emit("fanout_ms", bench_scan_ms(scan_fanout, &rt, &got));
     bench_emit("check_active", (double)got);
-    bench_emit("role_ms", time_scan(scan_role, &rt, &got));
+    bench_emit("role_ms", bench_scan_ms(scan_role, &rt, &got));
     bench_emit("check_role", (double)got);
-    bench_emit("count_ms", time_scan(scan_count, &rt, &got));
+    bench_emit("count_ms", bench_scan_ms(scan_count, &rt, &got));
     bench_emit("check_count", (double)got);
 
     struct bench_writes *wr = bench_writes_make(L, n);

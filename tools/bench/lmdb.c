@@ -69,9 +69,6 @@
  * only two txns later. */
 #define MAP_PER_MEMBER 1024u
 #define MAP_SLACK (64ull << 20)
-#define SCAN_MIN_RUNS 3
-#define SCAN_MIN_SECONDS 0.3
-#define SCAN_MAX_RUNS 1000 /* bounds the samples when a scan takes microseconds */
 
 struct key16 {
     unsigned char b[KEY_SIZE];
@@ -393,7 +390,8 @@ static void walk_close(struct walk *w) {
 #define FIELD(v, name, out) \
     memcpy(&(out), (v) + offsetof(struct bench_member, name), sizeof(out))
 
-static uint64_t lm_fanout(struct lm *b) {
+static uint64_t lm_fanout(void *ctx) {
+    struct lm *b = ctx;
     uint64_t fill[BENCH_WORKERS] = {0}, got = 0;
     struct walk w;
     walk_open(b, &w);
@@ -414,7 +412,8 @@ static uint64_t lm_fanout(struct lm *b) {
     return got;
 }
 
-static uint64_t lm_role(struct lm *b) {
+static uint64_t lm_role(void *ctx) {
+    struct lm *b = ctx;
     uint64_t got = 0;
     struct walk w;
     walk_open(b, &w);
@@ -432,7 +431,8 @@ static uint64_t lm_role(struct lm *b) {
     return got;
 }
 
-static uint64_t lm_count(struct lm *b) {
+static uint64_t lm_count(void *ctx) {
+    struct lm *b = ctx;
     uint64_t online = 0;
     struct walk w;
     walk_open(b, &w);
@@ -443,25 +443,6 @@ static uint64_t lm_count(struct lm *b) {
     }
     walk_close(&w);
     return online;
-}
-
-/* Run scan until it has run SCAN_MIN_RUNS times and SCAN_MIN_SECONDS in all
- * (at most SCAN_MAX_RUNS); the median in ms, its result in *result. */
-static double scan_ms(uint64_t (*scan)(struct lm *), struct lm *b,
-                      uint64_t *result) {
-    double t[SCAN_MAX_RUNS], spent = 0;
-    int runs = 0;
-    while (runs < SCAN_MIN_RUNS ||
-           (spent < SCAN_MIN_SECONDS && runs < SCAN_MAX_RUNS)) {
-        double t0 = bench_now();
-        uint64_t r = scan(b);
-        t[runs] = bench_now() - t0;
-        if (runs > 0 && r != *result)
-            bench_die("a scan's result changed between runs");
-        *result = r;
-        spent += t[runs++];
-    }
-    return bench_median(t, runs) * 1e3;
 }
 
 /* ---- writes: one write txn per operation, committed when it returns ---- */
@@ -501,33 +482,9 @@ static double lm_churn(struct lm *b, const struct bench_writes *w) {
     return (double)w->churns / (bench_now() - t0) / 1e6;
 }
 
-/* ---- checks ---- */
-
-/* The report (report.py) compares these with the workload's expectations. */
-struct checks {
-    uint64_t hits, misses, dep, active, role, count;
-};
-
-static void emit_checks(const struct checks *c, uint64_t ops) {
-    bench_emit("check_hits", (double)c->hits);
-    bench_emit("check_misses", (double)c->misses);
-    bench_emit("check_dep", (double)c->dep);
-    bench_emit("check_active", (double)c->active);
-    bench_emit("check_role", (double)c->role);
-    bench_emit("check_count", (double)c->count);
-    bench_emit("ops_lookup", (double)ops);
-}
-
 /* ---- the run ---- */
 
-static void *alloc_or_die(size_t size) {
-    void *p = malloc(size);
-    if (!p)
-        bench_die("out of memory");
-    return p;
-}
-
-static void run_lookups(struct lm *b, struct checks *c) {
+static void run_lookups(struct lm *b, struct bench_checks *c) {
     double t[ROUNDS];
     uint64_t hits, sum;
     for (int r = 0; r < ROUNDS; r++) {
@@ -550,13 +507,13 @@ static void run_lookups(struct lm *b, struct checks *c) {
     bench_emit("lookup_2p_mops", lm_readers(b, 2));
 }
 
-static void run_scans(struct lm *b, struct checks *c) {
+static void run_scans(struct lm *b, struct bench_checks *c) {
     b->fan_cap = (b->n + BENCH_WORKERS - 1) / BENCH_WORKERS;
-    b->fan = alloc_or_die(BENCH_WORKERS * b->fan_cap * sizeof *b->fan);
-    b->role_out = alloc_or_die(b->n * sizeof *b->role_out);
-    bench_emit("fanout_ms", scan_ms(lm_fanout, b, &c->active));
-    bench_emit("role_ms", scan_ms(lm_role, b, &c->role));
-    bench_emit("count_ms", scan_ms(lm_count, b, &c->count));
+    b->fan = bench_alloc(BENCH_WORKERS * b->fan_cap * sizeof *b->fan);
+    b->role_out = bench_alloc(b->n * sizeof *b->role_out);
+    bench_emit("fanout_ms", bench_scan_ms(lm_fanout, b, &c->active));
+    bench_emit("role_ms", bench_scan_ms(lm_role, b, &c->role));
+    bench_emit("count_ms", bench_scan_ms(lm_count, b, &c->count));
     free(b->fan);
     free(b->role_out);
 }
@@ -573,10 +530,7 @@ static void run_writes(struct lm *b) {
     if (lm_entries(b) != b->n)
         bench_die("churn changed the member count");
     bench_emit("churn_mps", bench_median(t, ROUNDS));
-    free(w->flip_uid);
-    free(w->flip_flags);
-    free(w->churn);
-    free(w);
+    bench_writes_free(w);
 }
 
 int main(int argc, char **argv) {
@@ -585,7 +539,7 @@ int main(int argc, char **argv) {
     b.ops = bench_ops(LOOKUPS_DEFAULT);
     if (b.ops == 0)
         bench_die("BENCH_OPS must be positive");
-    struct checks c = {0};
+    struct bench_checks c = {0};
 
     double rss0 = bench_rss();
     lm_open(&b);
@@ -598,7 +552,7 @@ int main(int argc, char **argv) {
     run_lookups(&b, &c);
     run_scans(&b, &c);
     run_writes(&b);
-    emit_checks(&c, b.ops);
+    bench_emit_checks(&c, b.ops);
 
     free(b.hit);
     free(b.miss);

@@ -96,7 +96,8 @@ struct route {
     uint64_t *ids;
 };
 
-static uint64_t scan_fanout(struct route *r) {
+static uint64_t scan_fanout(void *ctx) {
+    struct route *r = ctx;
     uint64_t total = 0;
     for (unsigned w = 0; w < BENCH_WORKERS; w++)
         r->len[w] = 0;
@@ -113,7 +114,8 @@ static uint64_t scan_fanout(struct route *r) {
     return total;
 }
 
-static uint64_t scan_role(struct route *r) {
+static uint64_t scan_role(void *ctx) {
+    struct route *r = ctx;
     uint64_t k = 0;
     for (uint64_t i = 0; i <= T.mask; i++)
         if (T.slot[i].user_id && (T.slot[i].roles[0] & (1ull << BENCH_ROLE)))
@@ -121,26 +123,12 @@ static uint64_t scan_role(struct route *r) {
     return k;
 }
 
-static uint64_t scan_count(struct route *r) {
-    (void)r;
+static uint64_t scan_count(void *ctx) {
+    (void)ctx;
     uint64_t k = 0;
     for (uint64_t i = 0; i <= T.mask; i++)
         k += T.slot[i].user_id && (T.slot[i].flags & BENCH_ONLINE);
     return k;
-}
-
-/* Median ms of repeated scans: at least 3, about 0.3 s in all. */
-static double time_scan(uint64_t (*fn)(struct route *), struct route *r,
-                        uint64_t *result) {
-    double v[1000];
-    int k = 0;
-    double start = bench_now();
-    while (k < 3 || (k < 1000 && bench_now() - start < 0.3)) {
-        double a = bench_now();
-        *result = fn(r);
-        v[k++] = (bench_now() - a) * 1e3;
-    }
-    return bench_median(v, k);
 }
 
 int main(int argc, char **argv) {
@@ -214,16 +202,14 @@ int main(int argc, char **argv) {
 
     struct route rt;
     for (unsigned w = 0; w < BENCH_WORKERS; w++)
-        if (!(rt.rec[w] = malloc((n / BENCH_WORKERS + 1) * 16)))
-            bench_die("out of memory");
-    if (!(rt.ids = malloc(n * 8)))
-        bench_die("out of memory");
+        rt.rec[w] = bench_alloc((n / BENCH_WORKERS + 1) * 16);
+    rt.ids = bench_alloc(n * 8);
     uint64_t got;
-    bench_emit("fanout_ms", time_scan(scan_fanout, &rt, &got));
+    bench_emit("fanout_ms", bench_scan_ms(scan_fanout, &rt, &got));
     bench_emit("check_active", (double)got);
-    bench_emit("role_ms", time_scan(scan_role, &rt, &got));
+    bench_emit("role_ms", bench_scan_ms(scan_role, &rt, &got));
     bench_emit("check_role", (double)got);
-    bench_emit("count_ms", time_scan(scan_count, &rt, &got));
+    bench_emit("count_ms", bench_scan_ms(scan_count, &rt, &got));
     bench_emit("check_count", (double)got);
 
     struct bench_writes *wr = bench_writes_make(L, n);

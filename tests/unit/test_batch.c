@@ -172,9 +172,10 @@ Test(batch, update_flags_many_equals_updates) {
 
 /* A batch that takes its guild's fanout set below an eighth full shrinks
  * the guild midway (storage and set rebuilt for its members, in the same
- * hold of the lock): the updates after it must find their members in the
- * new storage, though the slots fetched ahead for them were chosen in the
- * old one, most of them past the new storage's end. */
+ * hold of the lock). The few updates right after that were fetched ahead
+ * in the old storage: the slots chosen for them there, most of them past
+ * the new storage's end, must not be taken; every update after the shrink
+ * must find its member in the new storage. */
 Test(batch, update_flags_many_goes_on_after_a_shrink) {
     enum { N = 1100 };
     cr_assert_eq(gt_guild_reserve(t, 1, 4000), 0);

@@ -197,8 +197,8 @@ def main():
     for peers in R.values():
         for v in peers.values():
             one, two = v.get("lookup_1p_mops"), v.get("lookup_2p_mops")
-            if one and two and len(one) == len(two):
-                v["lookup_scaling"] = [b / a for a, b in zip(one, two) if a]
+            if one and two and len(one) == len(two) and all(one):
+                v["lookup_scaling"] = [b / a for a, b in zip(one, two)]
 
     # Every run's checks must hold; a peer run several times (BENCH_REPEAT)
     # is then reported by the median of its runs, metric by metric.

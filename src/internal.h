@@ -716,6 +716,16 @@ static inline uint64_t gt_match_free(uint64_t w) {
 #define GT_NOT_FOUND UINT64_MAX
 uint64_t gt__store_find(gt_table *t, const struct gt_store *st, uint32_t cap,
                         uint64_t user_id, uint64_t h) GT_INTERNAL;
+/* Writers (lock held): whether slot, any value (a slot of another view,
+ * GT_NOT_FOUND), is st's slot of user_id (hash h): in st, its control byte
+ * h's tag and its record's key user_id. Inline, for a hint that saves the
+ * probe of gt__store_find. */
+static inline bool gt_store_holds(const gt_table *t, const struct gt_store *st,
+                                  uint64_t cap, uint64_t slot,
+                                  uint64_t user_id, uint64_t h) {
+    return slot < cap && LOAD(&gt_ctrl(st)[slot], relaxed) == (h & 0x7f) &&
+           LOAD(&gt_rec_at(t, st, cap, slot)->w[0], relaxed) == user_id;
+}
 uint64_t gt__store_free_slot(const struct gt_store *st, uint32_t cap,
                              uint64_t h) GT_INTERNAL;
 bool gt__store_full(uint64_t members, uint64_t tombs, uint32_t cap) GT_INTERNAL;

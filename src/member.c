@@ -643,20 +643,16 @@ struct many_op {
 };
 
 /* Where the update lands (the lock held): -1 (absent), 0 (it changes
- * nothing) or 1. hint: the slot fetch_match chose, tried before the probe;
- * it may be from an earlier view, or any number: it is taken only if it is
- * in this view and its control byte and record name the member. */
+ * nothing) or 1. hint: the slot fetch_match chose, perhaps in an earlier
+ * view, tried before the probe. */
 static int many_find(gt_table *t, const struct gt_view *v, uint64_t h,
                      uint64_t hint, const gt_flag_update *u,
                      struct many_op *op) {
     if (!v->st)
         return -1;
-    bool at_hint = hint < v->cap &&
-                   LOAD(&gt_ctrl(v->st)[hint], relaxed) == (h & 0x7f) &&
-                   LOAD(&gt_rec_at(t, v->st, v->cap, hint)->w[0], relaxed) ==
-                       u->user_id;
-    op->slot = at_hint ? hint
-                       : gt__store_find(t, v->st, v->cap, u->user_id, h);
+    op->slot = gt_store_holds(t, v->st, v->cap, hint, u->user_id, h)
+                   ? hint
+                   : gt__store_find(t, v->st, v->cap, u->user_id, h);
     if (op->slot == GT_NOT_FOUND)
         return -1;
     op->rec = gt_rec_at(t, v->st, v->cap, op->slot);

@@ -92,6 +92,15 @@ pid_t tc_spawn(int (*fn)(void *), void *arg) {
     return p;
 }
 
+gt_table *tc_child_open(const char *name, const char *at) {
+    gt_table *t;
+    if (gt_open(name, NULL, &t))
+        _exit(1);
+    if (at)
+        setenv("GT_CRASH_AT", at, 1);
+    return t;
+}
+
 void tc_reap(const pid_t *pids, int n, const char *what) {
     for (int i = 0; i < n; i++) {
         int st;

@@ -32,6 +32,10 @@ uint64_t tc_mix(uint64_t x);
 void *tc_shared(size_t bytes);
 /* Fork a child that runs fn(arg) and exits with its return value. */
 pid_t tc_spawn(int (*fn)(void *), void *arg);
+/* In a forked child: table `name`, opened anew (the child exits 1 if it
+ * cannot be), with GT_CRASH_AT set to `at` unless it is NULL (the step of
+ * the test library's build to stop or die at). */
+gt_table *tc_child_open(const char *name, const char *at);
 /* Wait for the children; assert each exited 0 (naming the one that did not). */
 void tc_reap(const pid_t *pids, int n, const char *what);
 /* Wait until child pid stops (SIGSTOP at a GT_CRASH_AT stop point); assert

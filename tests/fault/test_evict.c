@@ -41,10 +41,7 @@ static void kill_kids(void) {
 
 static int stuck_insert(void *arg) {
     (void)arg;
-    gt_table *t;
-    if (gt_open(name, NULL, &t))
-        return 1;
-    setenv("GT_CRASH_AT", "insert_done:1:stop", 1);
+    gt_table *t = tc_child_open(name, "insert_done:1:stop");
     gt_member m = tc_member(STUCK, 1);
     gt_insert(t, G, &m, NULL);
     return 2; /* never reached: stopped, then killed */
@@ -123,9 +120,7 @@ static int stall_cb(void *ctx, const gt_member *m, const void *p) {
 
 static int stalled_scan(void *arg) {
     (void)arg;
-    gt_table *t;
-    if (gt_open(name, NULL, &t))
-        return 1;
+    gt_table *t = tc_child_open(name, NULL);
     gt_select(t, SHRUNK, NULL, 0, 1, stall_cb, NULL);
     return 2; /* never reached: killed */
 }

@@ -90,10 +90,7 @@ static int take(void *ctx, uint32_t w, const gt_recipient *b, size_t n) {
 
 static int reader(void *arg) {
     (void)arg;
-    gt_table *t;
-    if (gt_open(name, NULL, &t))
-        return 1;
-    setenv("GT_CRASH_AT", stop, 1);
+    gt_table *t = tc_child_open(name, stop);
     if (counting) {
         /* ONLINE too: a count of ACTIVE alone is the guild's counter */
         gt_filter f = {.flags_set = GT_ACTIVE | GT_ONLINE};

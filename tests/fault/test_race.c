@@ -30,9 +30,7 @@ static int *rc; /* shared: W's insert on H, X's insert on G */
 
 static int writer_w(void *arg) {
     (void)arg;
-    gt_table *t;
-    if (gt_open(name, NULL, &t))
-        return 1;
+    gt_table *t = tc_child_open(name, NULL);
     gt_member m = tc_member(100, 1);
     if (gt_insert(t, G, &m, NULL)) /* its log now names G, empty */
         return 2;
@@ -48,11 +46,8 @@ static int writer_w(void *arg) {
 
 static int writer_x(void *arg) {
     (void)arg;
-    gt_table *t;
-    if (gt_open(name, NULL, &t))
-        return 1;
     /* the second look at G's previous writer's log, between its reads */
-    setenv("GT_CRASH_AT", "log_check:2:stop", 1);
+    gt_table *t = tc_child_open(name, "log_check:2:stop");
     gt_member m = tc_member(300, 3);
     rc[1] = gt_insert(t, G, &m, NULL);
     gt_close(t);

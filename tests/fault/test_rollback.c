@@ -44,21 +44,9 @@ struct shared {
 static struct shared *sh;
 static const char *name;
 
-/* In a child: the table, with the test library's GT_CRASH_AT set to at (the
- * step to die or stop at); NULL if it cannot be opened. */
-static gt_table *child_table(const char *at) {
-    gt_table *t;
-    if (gt_open(name, NULL, &t))
-        return NULL;
-    setenv("GT_CRASH_AT", at, 1);
-    return t;
-}
-
 static int insert_newbie(void *arg) {
     (void)arg;
-    gt_table *t = child_table("insert_done:1:stop");
-    if (!t)
-        return 1;
+    gt_table *t = tc_child_open(name, "insert_done:1:stop");
     gt_member m = tc_member(sh->newbie, 5);
     gt_insert(t, NEW, &m, NULL);
     return 2; /* never reached: stopped, then killed */
@@ -73,9 +61,7 @@ static int on_member(void *ctx, const gt_member *m, const void *p) {
 
 static int scan(void *arg) {
     (void)arg;
-    gt_table *t = child_table("read_wait:1:stop");
-    if (!t)
-        return 1;
+    gt_table *t = tc_child_open(name, "read_wait:1:stop");
     sh->rc = gt_select(t, NEW, NULL, 0, 1, on_member, NULL);
     gt_close(t);
     return 0;
@@ -178,9 +164,7 @@ static gt_member wmember(uint64_t u) {
 
 static int killed_writer(void *arg) {
     const struct wjob *j = arg;
-    gt_table *t = child_table("record_written:1");
-    if (!t)
-        return 1;
+    gt_table *t = tc_child_open(name, "record_written:1");
     gt_member m = tc_member(j->user, 99); /* every field differs */
     m.flags = GT_ONLINE | GT_ACTIVE;
     uint8_t p[WPAYLOAD];
@@ -282,9 +266,7 @@ struct sjob {
 
 static int delete_in_shrink(void *arg) {
     const struct sjob *j = arg;
-    gt_table *t = child_table(j->at);
-    if (!t)
-        return 1;
+    gt_table *t = tc_child_open(name, j->at);
     gt_delete(t, SGUILD, j->user);
     return 2; /* never reached: killed */
 }
@@ -360,9 +342,7 @@ struct fjob {
 
 static int leave_in_compaction(void *arg) {
     const struct fjob *j = arg;
-    gt_table *t = child_table("rebuild_copied:1");
-    if (!t)
-        return 1;
+    gt_table *t = tc_child_open(name, "rebuild_copied:1");
     if (j->gid == FONE) {
         gt_update_flags(t, FONE, j->k, 0, GT_ACTIVE, NULL);
     } else {

@@ -24,10 +24,7 @@ static int *rc; /* shared: the reader's lookup result, the writer's insert */
 
 static int stuck_insert(void *arg) {
     (void)arg;
-    gt_table *t;
-    if (gt_open(name, NULL, &t))
-        return 1;
-    setenv("GT_CRASH_AT", "insert_done:1:stop", 1);
+    gt_table *t = tc_child_open(name, "insert_done:1:stop");
     gt_member m = tc_member(STUCK, 1);
     gt_insert(t, G, &m, NULL);
     return 2; /* never reached: stopped, then killed */
@@ -35,9 +32,7 @@ static int stuck_insert(void *arg) {
 
 static int second_writer(void *arg) {
     (void)arg;
-    gt_table *t;
-    if (gt_open(name, NULL, &t))
-        return 1;
+    gt_table *t = tc_child_open(name, NULL);
     gt_member m = tc_member(1, 2);
     rc[1] = gt_insert(t, G, &m, NULL);
     gt_close(t);

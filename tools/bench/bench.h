@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -287,70 +286,6 @@ static inline double bench_rss(void) {
     if (f)
         fclose(f);
     return kib * 1024;
-}
-
-/* Run fn(ctx, which) in `procs` forked processes started together, each
- * after setup(ctx, which) (may be NULL; e.g. opening its own handle) and an
- * untimed warm-up call of fn (a new process faults in its page tables of a
- * shared mapping page by page, which long-lived workers have long done);
- * return the aggregate operations per second: the sum of the operations they
- * report, over the span from the first start to the last end. */
-typedef void (*bench_setup_fn)(void *ctx, int which);
-typedef uint64_t (*bench_proc_fn)(void *ctx, int which);
-
-static inline double bench_procs(int procs, bench_setup_fn setup,
-                                 bench_proc_fn fn, void *ctx) {
-    struct slot {
-        volatile int ready;
-        double t0, t1;
-        uint64_t ops;
-    };
-    struct slot *s = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (s == MAP_FAILED)
-        bench_die("mmap");
-    volatile int *go = (volatile int *)&s[procs];
-    *go = 0;
-    pid_t pid[8];
-    for (int p = 0; p < procs; p++) {
-        s[p].ready = 0;
-        pid[p] = fork();
-        if (pid[p] < 0)
-            bench_die("fork");
-        if (pid[p] == 0) {
-            if (setup)
-                setup(ctx, p);
-            fn(ctx, p);
-            __atomic_store_n(&s[p].ready, 1, __ATOMIC_RELEASE);
-            while (!__atomic_load_n(go, __ATOMIC_ACQUIRE))
-                ;
-            s[p].t0 = bench_now();
-            s[p].ops = fn(ctx, p);
-            s[p].t1 = bench_now();
-            _exit(0);
-        }
-    }
-    for (int p = 0; p < procs; p++)
-        while (!__atomic_load_n(&s[p].ready, __ATOMIC_ACQUIRE))
-            usleep(100);
-    __atomic_store_n(go, 1, __ATOMIC_RELEASE);
-    bool ok = true;
-    for (int p = 0; p < procs; p++) {
-        int st;
-        ok &= waitpid(pid[p], &st, 0) == pid[p] && WIFEXITED(st) &&
-              WEXITSTATUS(st) == 0;
-    }
-    if (!ok)
-        bench_die("a reader process failed");
-    double t0 = s[0].t0, t1 = s[0].t1;
-    uint64_t ops = 0;
-    for (int p = 0; p < procs; p++) {
-        t0 = s[p].t0 < t0 ? s[p].t0 : t0;
-        t1 = s[p].t1 > t1 ? s[p].t1 : t1;
-        ops += s[p].ops;
-    }
-    munmap(s, 4096);
-    return (double)ops / (t1 - t0);
 }
 
 #endif

@@ -31,8 +31,8 @@
  * - lookup_ns, miss_ns: L = bench_ops(2000000) ck_ht_get_spmc per round,
  *   each copying the 64-byte record out. lookup_dep_ns: the next key is the
  *   session_id just copied. Median of 3 rounds.
- * - lookup_1p/2p_mops: forked readers, each looking up its half of the L
- *   keys, read the parent's table and records through the fork's
+ * - lookup_1p/2p_mops, lookup_scaling: forked readers (readers.h), each
+ *   looking up its half of the L keys, read the parent's table and records through the fork's
  *   copy-on-write pages. They only read, so nothing is copied and this is
  *   the table's read path; but ck_ht is a structure of one process, and a
  *   forked reader sees a snapshot, not later writes.
@@ -42,7 +42,7 @@
  *   table itself does not change); a pair is ck_ht_remove_spmc, then the
  *   record rewritten and ck_ht_put_spmc. Median of 3 rounds.
  */
-#include "bench.h"
+#include "readers.h"
 
 #include <ck_ht.h>
 
@@ -239,10 +239,6 @@ static uint64_t ht_reader_run(void *ctx, int which) {
     return half;
 }
 
-static double ht_readers(struct ht_bench *b, int procs) {
-    return bench_procs(procs, NULL, ht_reader_run, b) / 1e6;
-}
-
 /* ---- full scans (ck_ht has no secondary index) ---- */
 
 static inline const struct bench_member *scan_next(ck_ht_t *ht,
@@ -353,8 +349,7 @@ static void run_lookups(struct ht_bench *b, struct bench_checks *c) {
         c->misses = hits;
     }
     bench_emit("miss_ns", bench_median(t, ROUNDS));
-    bench_emit("lookup_1p_mops", ht_readers(b, 1));
-    bench_emit("lookup_2p_mops", ht_readers(b, 2));
+    bench_readers(NULL, ht_reader_run, b);
 }
 
 static void run_scans(struct ht_bench *b, struct bench_checks *c) {

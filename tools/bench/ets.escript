@@ -20,9 +20,9 @@
 %% clock: keys and write operations are built before the rounds, the load
 %% builds members in chunks and times only their inserts.
 %%
-%% The "processes" of lookup_1p_mops and lookup_2p_mops are Erlang
-%% processes in this one OS process, run by one scheduler per core (2 on
-%% the 2-core bench machine), not forked OS processes as in C.
+%% The "processes" of lookup_1p_mops, lookup_2p_mops and lookup_scaling
+%% are Erlang processes in this one OS process, run by one scheduler per
+%% core (2 on the 2-core bench machine), not forked OS processes as in C.
 -mode(compile).
 
 -define(MASK, 16#FFFFFFFFFFFFFFFF).
@@ -33,6 +33,7 @@
 -define(ROLE, 3).
 -define(DEFAULT_OPS, 1000000).
 -define(DEP_CHECK_STEPS, 10000).
+-define(READER_ROUNDS, 5).
 %% Members built per untimed step of the load: bounds the garbage that
 %% would otherwise inflate rss_member.
 -define(LOAD_CHUNK, 16384).
@@ -75,8 +76,10 @@ main([Arg]) ->
     emit(N, "lookup_dep_ns", DepS / L * 1.0e9),
     {MissS, MissHits} = rounds(fun() -> hits(T, Misses, 0) end),
     emit(N, "miss_ns", MissS / L * 1.0e9),
-    emit(N, "lookup_1p_mops", procs_mops(T, 1, Keys)),
-    emit(N, "lookup_2p_mops", procs_mops(T, 2, Keys)),
+    {One, Two, Scaling} = readers(T, Keys),
+    emit(N, "lookup_1p_mops", One),
+    emit(N, "lookup_2p_mops", Two),
+    emit(N, "lookup_scaling", Scaling),
     Dep = dep_active(T, uid(0), ?DEP_CHECK_STEPS, 0),
 
     {FanS, Groups} = scans(fun() -> fanout(T) end),
@@ -224,8 +227,21 @@ expect_dep(_N, _A, _I, 0, Active) -> Active;
 expect_dep(N, A, I, Steps, Active) ->
     expect_dep(N, A, next(I, N, A), Steps - 1, Active + I rem 1000).
 
-%% Median of 3 rounds of procs/3, in M lookups/s.
-procs_mops(T, P, Keys) -> median([procs(T, P, Keys) || _ <- seq(3)]) / 1.0e6.
+%% As readers.h: ?READER_ROUNDS rounds each time 1 reader and 2 at once,
+%% in turn (1 then 2, then 2 then 1); the medians of each, in M lookups/s,
+%% and of each round's 2-reader / 1-reader figure.
+readers(T, Keys) ->
+    Pairs = [pair(T, Keys, R rem 2) || R <- seq(?READER_ROUNDS)],
+    {median([One || {One, _} <- Pairs]) / 1.0e6,
+     median([Two || {_, Two} <- Pairs]) / 1.0e6,
+     median([Two / One || {One, Two} <- Pairs])}.
+
+pair(T, Keys, 0) ->
+    One = procs(T, 1, Keys),
+    {One, procs(T, 2, Keys)};
+pair(T, Keys, 1) ->
+    Two = procs(T, 2, Keys),
+    {procs(T, 1, Keys), Two}.
 
 %% Aggregate lookups per second of P processes reading at once, from the
 %% first start to the last end. Reader W looks up half W of the keys, as

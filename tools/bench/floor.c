@@ -11,7 +11,7 @@
  *
  * Usage: floor N   (prints JSON lines; see README.md)
  */
-#include "bench.h"
+#include "readers.h"
 
 struct line {
     uint64_t next; /* index of the next line of the cycle */
@@ -78,8 +78,7 @@ int main(int argc, char **argv) {
         (void)sink;
     }
     bench_emit("lookup_dep_ns", bench_median(v, 3));
-    bench_emit("lookup_1p_mops", bench_procs(1, NULL, reads, NULL) / 1e6);
-    bench_emit("lookup_2p_mops", bench_procs(2, NULL, reads, NULL) / 1e6);
+    bench_readers(NULL, reads, NULL);
 
     double t[1000];
     int k = 0;

@@ -11,7 +11,7 @@
  *
  * Usage: guildtab N   (prints JSON lines; see README.md)
  */
-#include "bench.h"
+#include "readers.h"
 
 #include <guildtab.h>
 
@@ -222,8 +222,7 @@ int main(int argc, char **argv) {
     bench_emit("check_misses", (double)hits);
 
     gt_table *child;
-    bench_emit("lookup_1p_mops", bench_procs(1, proc_open, proc_lookups, &child) / 1e6);
-    bench_emit("lookup_2p_mops", bench_procs(2, proc_open, proc_lookups, &child) / 1e6);
+    bench_readers(proc_open, proc_lookups, &child);
 
     struct route rt;
     for (unsigned w = 0; w < BENCH_WORKERS; w++)

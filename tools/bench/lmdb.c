@@ -39,7 +39,7 @@
  *   read txn per round (LMDB's fastest use: no reader-slot work per get);
  *   each copies the 64-byte value out. lookup_dep_ns: the same, the next
  *   key being the session_id just copied. Median of 3 rounds.
- * - lookup_1p/2p_mops: forked readers; LMDB forbids using an environment
+ * - lookup_1p/2p_mops, lookup_scaling: forked readers (readers.h); LMDB forbids using an environment
  *   across fork, so each opens its own (MDB_RDONLY) before the clock and
  *   looks up its half of the L keys in one read txn.
  * - fanout_ms, role_ms, count_ms: one read txn and one cursor walk of the
@@ -50,7 +50,7 @@
  *   a pair: del, put), so each is committed and visible when it returns.
  *   Median of 3 rounds.
  */
-#include "bench.h"
+#include "readers.h"
 
 #include <lmdb.h>
 #include <signal.h>
@@ -341,13 +341,12 @@ static uint64_t lm_reader_run(void *ctx, int which) {
     return half;
 }
 
-static double lm_readers(struct lm *b, int procs) {
-    double ops = bench_procs(procs, lm_reader_open, lm_reader_run, b);
+static void lm_readers(struct lm *b) {
+    bench_readers(lm_reader_open, lm_reader_run, b);
     /* The readers exited inside their read txns; free their reader slots,
      * which would otherwise pin old pages and grow the file under writes. */
     int dead;
     lm_check(mdb_reader_check(b->env, &dead), "mdb_reader_check");
-    return ops / 1e6;
 }
 
 /* ---- scans of the guild's key range ---- */
@@ -503,8 +502,7 @@ static void run_lookups(struct lm *b, struct bench_checks *c) {
         c->misses = hits;
     }
     bench_emit("miss_ns", bench_median(t, ROUNDS));
-    bench_emit("lookup_1p_mops", lm_readers(b, 1));
-    bench_emit("lookup_2p_mops", lm_readers(b, 2));
+    lm_readers(b);
 }
 
 static void run_scans(struct lm *b, struct bench_checks *c) {

@@ -9,7 +9,7 @@
  *
  * Usage: plain N   (prints JSON lines; see README.md)
  */
-#include "bench.h"
+#include "readers.h"
 
 #include <sys/mman.h>
 
@@ -197,8 +197,7 @@ int main(int argc, char **argv) {
     bench_emit("miss_ns", bench_median(v, 3));
     bench_emit("check_misses", (double)hits);
 
-    bench_emit("lookup_1p_mops", bench_procs(1, NULL, proc_lookups, NULL) / 1e6);
-    bench_emit("lookup_2p_mops", bench_procs(2, NULL, proc_lookups, NULL) / 1e6);
+    bench_readers(NULL, proc_lookups, NULL);
 
     struct route rt;
     for (unsigned w = 0; w < BENCH_WORKERS; w++)

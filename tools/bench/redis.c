@@ -40,7 +40,7 @@
  * record found must be the one asked for. Any other reply, an error reply
  * included, ends the run through bench_die.
  */
-#include "bench.h"
+#include "readers.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -662,16 +662,6 @@ static uint64_t reader_run(void *ctx, int which) {
     return r->b->ops;
 }
 
-/* Median over ROUNDS of the aggregate M lookups/s of `procs` readers. */
-static double readers_mops(struct bench *b, int procs) {
-    double v[ROUNDS];
-    for (int k = 0; k < ROUNDS; k++) {
-        struct reader r = {.b = b};
-        v[k] = bench_procs(procs, reader_setup, reader_run, &r) / 1e6;
-    }
-    return bench_median(v, ROUNDS);
-}
-
 static int env_port(void) {
     const char *s = getenv("BENCH_REDIS_PORT");
     if (!s || !*s)
@@ -739,8 +729,8 @@ int main(int argc, char **argv) {
     if (b.ops / 4 < CHECK_DEP_STEPS)
         dep = dep_walk(b.c, CHECK_DEP_STEPS);
     bench_emit("miss_ns", time_rounds(&b, run_misses, &misses) / ops * 1e9);
-    bench_emit("lookup_1p_mops", readers_mops(&b, 1));
-    bench_emit("lookup_2p_mops", readers_mops(&b, 2));
+    struct reader rd = {.b = &b};
+    bench_readers(reader_setup, reader_run, &rd);
     bench_emit("fanout_ms", time_scans(&b, run_fanout, &active) * 1e3);
     bench_emit("role_ms", time_scans(&b, run_role, &role) * 1e3);
     bench_emit("count_ms", time_scans(&b, run_count, &online) * 1e3);

@@ -26,7 +26,7 @@ METRICS = {
     "miss_ns": ("lookup of absent key", "ns", True),
     "lookup_1p_mops": ("lookups, 1 process", "M/s", False),
     "lookup_2p_mops": ("lookups, 2 processes", "M/s", False),
-    "lookup_scaling": ("2 processes / 1, a run", "x", False),
+    "lookup_scaling": ("2 processes / 1, paired", "x", False),
     "fanout_ms": ("fanout by worker (10%)", "ms", True),
     "role_ms": ("role select (12.5%)", "ms", True),
     "count_ms": ("count online (scan)", "ms", True),
@@ -190,15 +190,6 @@ def main():
             d = json.loads(line)
             R.setdefault(d["n"], {}).setdefault(d["peer"], {}).setdefault(
                 d["metric"], []).append(d["value"])
-
-    # A ratio of two metrics of one run is taken in that run, before the
-    # medians: a VM's speed drifts between runs, and the medians of the two
-    # metrics may come from different runs. Each run emits both, in order.
-    for peers in R.values():
-        for v in peers.values():
-            one, two = v.get("lookup_1p_mops"), v.get("lookup_2p_mops")
-            if one and two and len(one) == len(two) and all(one):
-                v["lookup_scaling"] = [b / a for a, b in zip(one, two)]
 
     # Every run's checks must hold; a peer run several times (BENCH_REPEAT)
     # is then reported by the median of its runs, metric by metric.

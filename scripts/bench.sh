@@ -2,7 +2,8 @@
 # bench.sh - guildtab against its peers on one workload, in one run: install
 # what is missing, build the drivers (tools/bench), run each peer at each
 # size, then print one table with ratios and the goals, and write
-# tools/bench/results/bench.json and bench.png.
+# tools/bench/results/bench.json, bench.md (the tables in Markdown) and
+# bench.png.
 #
 # Usage: scripts/bench.sh [--smoke]
 #   --smoke   tiny sizes, to check that every driver builds, runs and agrees

@@ -7,8 +7,10 @@ Prints, for each size, every measurement with guildtab's figure and each
 peer's figure and ratio (how many times guildtab is better: the peer's cost
 over guildtab's, or guildtab's rate over the peer's), then the goals of
 issue 4 with their verdicts. Checks that every driver saw the same data
-(check_* values) and exits 1 if one did not. Writes OUTDIR/bench.json and,
-with gnuplot, OUTDIR/bench.png (lookup and fanout cost against n).
+(check_* values) and exits 1 if one did not. Writes OUTDIR/bench.json,
+OUTDIR/bench.md (the same tables and goals in Markdown, as README shows
+them) and, with gnuplot, OUTDIR/bench.png (lookup and fanout cost against
+n).
 """
 import json
 import os
@@ -108,19 +110,25 @@ def goals(R):
         return R.get(n, {}).get(peer, {}).get(m)
 
     def goal(what, value, target, met):
+        """met: None (n/a) when a figure it needs is missing."""
         out.append({"goal": what, "measured": value, "target": target,
                     "met": bool(met) if met is not None else None})
+
+    def at_most(v, target):
+        return None if v is None else v <= target
+
+    def at_least(v, target):
+        return None if v is None else v >= target
 
     n = 1000000
     if n in R:
         g = lambda m: get(n, "guildtab", m)
         f = g("fanout_ms")
-        goal("1M: fanout by worker <= 0.5 ms", f, 0.5,
-             f is not None and f <= 0.5)
+        goal("1M: fanout by worker <= 0.5 ms", f, 0.5, at_most(f, 0.5))
         for peer, times in (("plain", 10), ("lmdb", 30), ("ets", 300)):
             r = ratio("fanout_ms", f, get(n, peer, "fanout_ms"))
             goal("1M: fanout >= %dx faster than %s" % (times, peer), r, times,
-                 None if r is None else r >= times)
+                 at_least(r, times))
         lk, pl = g("lookup_ns"), get(n, "plain", "lookup_ns")
         goal("1M: lookup within 1.25x of plain",
              lk / pl if lk and pl else None, 1.25,
@@ -141,19 +149,22 @@ def goals(R):
         goal("1M: dependent lookup within 1.5x of one DRAM miss",
              dep / miss if dep and miss else None, 1.5,
              None if not (dep and miss) else dep / miss <= 1.5)
-        s_gt = g("lookup_scaling") or 0
-        s_pl = get(n, "plain", "lookup_scaling") or 0
-        goal("1M: 2-process scaling >= 0.9 x plain's (%.2f)" % s_pl,
-             s_gt, 0.9 * s_pl, s_pl > 0 and s_gt >= 0.9 * s_pl)
+        s_gt = g("lookup_scaling")
+        s_pl = get(n, "plain", "lookup_scaling")
+        if s_pl:
+            goal("1M: 2-process scaling >= 0.9 x plain's (%.2f)" % s_pl,
+                 s_gt, 0.9 * s_pl, at_least(s_gt, 0.9 * s_pl))
+        else:
+            goal("1M: 2-process scaling >= 0.9 x plain's", s_gt, None, None)
         for m, what, target in (("load_mps", "load", 5),
                                 ("load_many_mps", "load, gt_insert_many", 5),
                                 ("flip_mps", "presence flips", 10),
                                 ("flip_many_mps",
                                  "presence flips, gt_update_flags_many", 10)):
             goal("1M: %s >= %d M/s" % (what, target), g(m), target,
-                 (g(m) or 0) >= target)
+                 at_least(g(m), target))
         goal("1M: <= 100 B/member", g("bytes_member"), 100,
-             (g("bytes_member") or 1e9) <= 100)
+             at_most(g("bytes_member"), 100))
     big = 10000000
     if big in R and "plain" in R[big] and "guildtab" in R[big]:
         worst, worst_m = 0, None
@@ -211,58 +222,87 @@ def main():
             peers[peer] = {k: statistics.median(vals) for k, vals in v.items()}
 
     mach = machine()
-    print("guildtab benchmark: %s, %s cores, %s GiB, Linux %s"
-          % (mach["cpu"], mach["cores"], mach["memory_gib"], mach["kernel"]))
-    print("ratio (x): how many times guildtab is better; < 1: the peer is "
-          "better. floor = the memory itself, not an engine.")
+    G = goals(R)
+    text, md = [], []
+    text.append("guildtab benchmark: %s, %s cores, %s GiB, Linux %s"
+                % (mach["cpu"], mach["cores"], mach["memory_gib"],
+                   mach["kernel"]))
+    text.append("ratio (x): how many times guildtab is better; < 1: the peer "
+                "is better. floor = the memory itself, not an engine.")
+    md.append(text[0] + ". Ratio (×): how many times guildtab is better "
+              "(< 1: the peer is better); floor = the memory itself.")
     for n, peers in sorted(R.items()):
         cols = [p for p in PEERS if p in peers]
-        print("\n## n = %s members, 10%% active" % format(n, ","))
+        title = "n = %s members, 10%% active" % format(n, ",")
+        text.append("\n## " + title)
+        md.append("\n### " + title + "\n")
         rep = ["%s %d" % (c, runs[(n, c)]) for c in cols if runs[(n, c)] > 1]
         if rep:
-            print("median of several runs (%s); the rest: one run"
-                  % ", ".join(rep))
+            text.append("median of several runs (%s); the rest: one run"
+                        % ", ".join(rep))
+            md.append("Median of several runs (%s); the rest: one run.\n"
+                      % ", ".join(rep))
         head = "%-24s %-6s" % ("measurement", "unit") + "".join(
             "%12s" % c if c == "guildtab" else "%18s" % c for c in cols)
-        print(head)
-        print("-" * len(head))
+        text += [head, "-" * len(head)]
+        md.append("| measurement | " + " | ".join(cols) + " |")
+        md.append("| --- " * (len(cols) + 1) + "|")
         for m, (label, unit, _) in METRICS.items():
             if not any(m in peers[c] for c in cols):
                 continue
             gt = peers.get("guildtab", {}).get(m)
             row = "%-24s %-6s" % (label, unit)
+            cells = []
             for c in cols:
                 v = peers[c].get(m)
+                r = ratio(m, gt, v) if c != "guildtab" else None
                 if c == "guildtab":
                     row += "%12s" % fmt(v)
-                    continue
-                r = ratio(m, gt, v)
-                cell = fmt(v) + (" (%sx)" % fmt(r) if r is not None else "")
-                row += "%18s" % (cell if v is not None else "-")
-            print(row)
+                else:
+                    cell = fmt(v) + (" (%sx)" % fmt(r) if r is not None
+                                     else "")
+                    row += "%18s" % (cell if v is not None else "-")
+                cells.append("" if v is None else fmt(v) + (
+                    " (%s×)" % fmt(r) if r is not None else ""))
+            text.append(row)
+            md.append("| %s (%s) | %s |" % (label, unit.replace("x", "×"),
+                                           " | ".join(cells)))
         if "floor" in peers and "seq_gbps" in peers["floor"]:
-            print("floor: sequential read %.1f GB/s; count row = reading n "
-                  "x 64 B once" % peers["floor"]["seq_gbps"])
+            gbps = peers["floor"]["seq_gbps"]
+            text.append("floor: sequential read %.1f GB/s; count row = "
+                        "reading n x 64 B once" % gbps)
+            md.append("\nThe floor's sequential read: %.1f GB/s (its count "
+                      "row is one read of n × 64 B)." % gbps)
 
-    G = goals(R)
     if G:
-        print("\n## goals (issue 4)")
+        text.append("\n## goals (issue 4)")
+        md += ["\n### Goals (issue 4)\n", "| goal | measured | target | "
+               "verdict |", "| --- | --- | --- | --- |"]
         for g in G:
             verdict = {True: "met", False: "MISSED", None: "n/a"}[g["met"]]
-            print("%-66s %10s  target %-6s %s" % (
-                g["goal"], fmt(g["measured"]) if g["measured"] is not None
-                else "-", fmt(g["target"]), verdict))
+            got = fmt(g["measured"]) if g["measured"] is not None else "-"
+            text.append("%-66s %10s  target %-6s %s" % (
+                g["goal"], got, fmt(g["target"]), verdict))
+            md.append("| %s | %s | %s | %s |" % (
+                g["goal"].replace("<=", "≤").replace(">=", "≥"), got,
+                fmt(g["target"]),
+                "**missed**" if verdict == "MISSED" else verdict))
     if not ok:
-        print("\nSOME CHECKS FAILED: drivers disagree on the data (above)")
+        text.append("\nSOME CHECKS FAILED: drivers disagree on the data "
+                    "(above)")
+        md.append("\n**Some checks failed**: drivers disagree on the data.")
+    print("\n".join(text))
 
     out = sys.argv[2]
+    with open(os.path.join(out, "bench.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
     with open(os.path.join(out, "bench.json"), "w") as f:
         json.dump({"machine": mach, "checks_ok": ok, "goals": G,
                    "results": {str(n): p for n, p in sorted(R.items())},
                    "runs": {"%d %s" % k: v for k, v in sorted(runs.items())}},
                   f, indent=1, sort_keys=True)
     plot(R, out)
-    print("\nwrote %s/bench.json%s" % (out, " and bench.png"
+    print("\nwrote %s/bench.json, bench.md%s" % (out, " and bench.png"
           if os.path.exists(os.path.join(out, "bench.png")) else ""))
     return 0 if ok else 1
 

@@ -32,10 +32,10 @@
  *   each copying the 64-byte record out. lookup_dep_ns: the next key is the
  *   session_id just copied. Median of 3 rounds.
  * - lookup_1p/2p_mops, lookup_scaling: forked readers (readers.h), each
- *   looking up its half of the L keys, read the parent's table and records through the fork's
- *   copy-on-write pages. They only read, so nothing is copied and this is
- *   the table's read path; but ck_ht is a structure of one process, and a
- *   forked reader sees a snapshot, not later writes.
+ *   looking up its half of the L keys, read the parent's table and records
+ *   through the fork's copy-on-write pages. They only read, so nothing is
+ *   copied and this is the table's read path; but ck_ht is a structure of
+ *   one process, and a forked reader sees a snapshot, not later writes.
  * - flip_mps, churn_mps: the operations of bench_writes_make(L), L flips and
  *   L/2 churn pairs per round. A flip is ck_ht_get_spmc, then a relaxed
  *   atomic store of the new flags into the record (the only writer; the

@@ -39,9 +39,10 @@
  *   read txn per round (LMDB's fastest use: no reader-slot work per get);
  *   each copies the 64-byte value out. lookup_dep_ns: the same, the next
  *   key being the session_id just copied. Median of 3 rounds.
- * - lookup_1p/2p_mops, lookup_scaling: forked readers (readers.h); LMDB forbids using an environment
- *   across fork, so each opens its own (MDB_RDONLY) before the clock and
- *   looks up its half of the L keys in one read txn.
+ * - lookup_1p/2p_mops, lookup_scaling: forked readers (readers.h); LMDB
+ *   forbids using an environment across fork, so each opens its own
+ *   (MDB_RDONLY) before the clock and looks up its half of the L keys in
+ *   one read txn, which it keeps for the rounds.
  * - fanout_ms, role_ms, count_ms: one read txn and one cursor walk of the
  *   guild's key range each; median of repeated scans.
  * - flip_mps, churn_mps: the operations of bench_writes_make(F), F =

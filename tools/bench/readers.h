@@ -40,8 +40,9 @@ struct bench_pass { /* shared with the readers */
     } span[2];
 };
 
-static inline void bench_reader(struct bench_pass *sh, int which, int cmd, int done,
-                         bench_setup_fn setup, bench_proc_fn fn, void *ctx) {
+static inline void bench_reader(struct bench_pass *sh, int which, int cmd,
+                                int done, bench_setup_fn setup,
+                                bench_proc_fn fn, void *ctx) {
     char c = 'r';
     if (setup)
         setup(ctx, which);
@@ -73,7 +74,7 @@ static inline void bench_reader_wait(const int *done, int p) {
 /* One timed pass of the first `procs` readers: aggregate operations per
  * second, from the first start to the last end. */
 static inline double bench_pass(struct bench_pass *sh, const int *cmd,
-                         const int *done, int procs) {
+                                const int *done, int procs) {
     char c = (char)('0' + procs);
     sh->arrived = 0;
     for (int p = 0; p < procs; p++)

@@ -73,8 +73,8 @@ static inline void bench_reader_wait(const int *done, int p) {
 
 /* One timed pass of the first `procs` readers: aggregate operations per
  * second, from the first start to the last end. */
-static inline double bench_pass(struct bench_pass *sh, const int *cmd,
-                                const int *done, int procs) {
+static inline double bench_time_pass(struct bench_pass *sh, const int *cmd,
+                                     const int *done, int procs) {
     char c = (char)('0' + procs);
     sh->arrived = 0;
     for (int p = 0; p < procs; p++)
@@ -133,11 +133,11 @@ static inline void bench_readers(bench_setup_fn setup, bench_proc_fn fn,
     double one[R], two[R], ratio[R];
     for (int r = 0; r < R; r++) {
         if (r % 2) {
-            two[r] = bench_pass(sh, cmd, done, 2);
-            one[r] = bench_pass(sh, cmd, done, 1);
+            two[r] = bench_time_pass(sh, cmd, done, 2);
+            one[r] = bench_time_pass(sh, cmd, done, 1);
         } else {
-            one[r] = bench_pass(sh, cmd, done, 1);
-            two[r] = bench_pass(sh, cmd, done, 2);
+            one[r] = bench_time_pass(sh, cmd, done, 1);
+            two[r] = bench_time_pass(sh, cmd, done, 2);
         }
         ratio[r] = two[r] / one[r];
     }

@@ -109,83 +109,71 @@ def goals(R):
     def get(n, peer, m):
         return R.get(n, {}).get(peer, {}).get(m)
 
-    def goal(what, value, target, met):
-        """met: None (n/a) when a figure it needs is missing."""
+    def over(a, b):
+        return a / b if a and b else None
+
+    def goal(what, value, target, most):
+        """most: the value must be at most the target (else at least).
+        Not met or missed (None, n/a) when a figure it needs is missing."""
+        met = None
+        if value is not None and target is not None:
+            met = value <= target if most else value >= target
         out.append({"goal": what, "measured": value, "target": target,
-                    "met": bool(met) if met is not None else None})
-
-    def at_most(v, target):
-        return None if v is None else v <= target
-
-    def at_least(v, target):
-        return None if v is None else v >= target
+                    "met": met})
 
     n = 1000000
     if n in R:
         g = lambda m: get(n, "guildtab", m)
         f = g("fanout_ms")
-        goal("1M: fanout by worker <= 0.5 ms", f, 0.5, at_most(f, 0.5))
+        goal("1M: fanout by worker <= 0.5 ms", f, 0.5, True)
         for peer, times in (("plain", 10), ("lmdb", 30), ("ets", 300)):
-            r = ratio("fanout_ms", f, get(n, peer, "fanout_ms"))
-            goal("1M: fanout >= %dx faster than %s" % (times, peer), r, times,
-                 at_least(r, times))
-        lk, pl = g("lookup_ns"), get(n, "plain", "lookup_ns")
-        goal("1M: lookup within 1.25x of plain",
-             lk / pl if lk and pl else None, 1.25,
-             None if not (lk and pl) else lk / pl <= 1.25)
-        lm = g("lookup_many_ns")
+            goal("1M: fanout >= %dx faster than %s" % (times, peer),
+                 ratio("fanout_ms", f, get(n, peer, "fanout_ms")), times,
+                 False)
+        pl = get(n, "plain", "lookup_ns")
+        goal("1M: lookup within 1.25x of plain", over(g("lookup_ns"), pl),
+             1.25, True)
         goal("1M: lookup, gt_lookup_many, within 1.25x of plain",
-             lm / pl if lm and pl else None, 1.25,
-             None if not (lm and pl) else lm / pl <= 1.25)
+             over(g("lookup_many_ns"), pl), 1.25, True)
         for peer in ("lmdb", "ets"):
-            r = ratio("lookup_ns", lk, get(n, peer, "lookup_ns"))
-            goal("1M: lookup >= 10x faster than %s" % peer, r, 10,
-                 None if r is None else r >= 10)
-            r = ratio("lookup_ns", g("lookup_many_ns"),
-                      get(n, peer, "lookup_ns"))
+            other = get(n, peer, "lookup_ns")
+            goal("1M: lookup >= 10x faster than %s" % peer,
+                 ratio("lookup_ns", g("lookup_ns"), other), 10, False)
             goal("1M: lookup, gt_lookup_many, >= 10x faster than %s" % peer,
-                 r, 10, None if r is None else r >= 10)
-        dep, miss = g("lookup_dep_ns"), get(n, "floor", "lookup_dep_ns")
+                 ratio("lookup_ns", g("lookup_many_ns"), other), 10, False)
         goal("1M: dependent lookup within 1.5x of one DRAM miss",
-             dep / miss if dep and miss else None, 1.5,
-             None if not (dep and miss) else dep / miss <= 1.5)
-        s_gt = g("lookup_scaling")
+             over(g("lookup_dep_ns"), get(n, "floor", "lookup_dep_ns")), 1.5,
+             True)
         s_pl = get(n, "plain", "lookup_scaling")
-        if s_pl:
-            goal("1M: 2-process scaling >= 0.9 x plain's (%.2f)" % s_pl,
-                 s_gt, 0.9 * s_pl, at_least(s_gt, 0.9 * s_pl))
-        else:
-            goal("1M: 2-process scaling >= 0.9 x plain's", s_gt, None, None)
+        goal("1M: 2-process scaling >= 0.9 x plain's"
+             + (" (%.2f)" % s_pl if s_pl else ""), g("lookup_scaling"),
+             0.9 * s_pl if s_pl else None, False)
         for m, what, target in (("load_mps", "load", 5),
                                 ("load_many_mps", "load, gt_insert_many", 5),
                                 ("flip_mps", "presence flips", 10),
                                 ("flip_many_mps",
                                  "presence flips, gt_update_flags_many", 10)):
-            goal("1M: %s >= %d M/s" % (what, target), g(m), target,
-                 at_least(g(m), target))
-        goal("1M: <= 100 B/member", g("bytes_member"), 100,
-             at_most(g("bytes_member"), 100))
+            goal("1M: %s >= %d M/s" % (what, target), g(m), target, False)
+        goal("1M: <= 100 B/member", g("bytes_member"), 100, True)
     big = 10000000
     if big in R and "plain" in R[big] and "guildtab" in R[big]:
-        worst, worst_m = 0, None
+        worst, worst_m = None, None
         for m in ("lookup_ns", "lookup_dep_ns", "miss_ns", "load_mps",
                   "flip_mps", "churn_mps"):
             gv, pv = get(big, "guildtab", m), get(big, "plain", m)
-            if gv and pv:
-                r = gv / pv if METRICS[m][2] else pv / gv
-                if r > worst:
-                    worst, worst_m = r, m
+            r = over(gv, pv) if METRICS[m][2] else over(pv, gv)
+            if r is not None and (worst is None or r > worst):
+                worst, worst_m = r, m
         goal("10M: every per-op figure within 1.3x of plain (worst: %s)"
-             % worst_m, worst, 1.3, worst_m is not None and worst <= 1.3)
-        f1, f10 = get(n, "guildtab", "fanout_ms"), get(big, "guildtab",
-                                                       "fanout_ms")
-        if f1 and f10:
-            grow = f10 / f1 / 10
-            p1, p10 = get(n, "plain", "fanout_ms"), get(big, "plain",
-                                                        "fanout_ms")
-            pg = " (plain's scan: %.2f)" % (p10 / p1 / 10) if p1 and p10 else ""
-            goal("fanout grows linearly: (10M/1M cost) / 10 <= 1.3%s" % pg,
-                 grow, 1.3, grow <= 1.3)
+             % worst_m, worst, 1.3, True)
+        grow = over(get(big, "guildtab", "fanout_ms"),
+                    get(n, "guildtab", "fanout_ms"))
+        if grow is not None:
+            pg = over(get(big, "plain", "fanout_ms"), get(n, "plain",
+                                                         "fanout_ms"))
+            goal("fanout grows linearly: (10M/1M cost) / 10 <= 1.3%s"
+                 % (" (plain's scan: %.2f)" % (pg / 10) if pg else ""),
+                 grow / 10, 1.3, True)
     return out
 
 
@@ -252,18 +240,14 @@ def main():
                 continue
             gt = peers.get("guildtab", {}).get(m)
             row = "%-24s %-6s" % (label, unit)
-            cells = []
+            cells = []  # the Markdown row's
             for c in cols:
                 v = peers[c].get(m)
                 r = ratio(m, gt, v) if c != "guildtab" else None
-                if c == "guildtab":
-                    row += "%12s" % fmt(v)
-                else:
-                    cell = fmt(v) + (" (%sx)" % fmt(r) if r is not None
-                                     else "")
-                    row += "%18s" % (cell if v is not None else "-")
-                cells.append("" if v is None else fmt(v) + (
-                    " (%s×)" % fmt(r) if r is not None else ""))
+                cell = fmt(v) + (" (%s×)" % fmt(r) if r is not None else "")
+                cells.append(cell if v is not None else "")
+                row += ("%12s" if c == "guildtab" else "%18s") % (
+                    cell.replace("×", "x") if v is not None else "-")
             text.append(row)
             md.append("| %s (%s) | %s |" % (label, unit.replace("x", "×"),
                                            " | ".join(cells)))
@@ -346,8 +330,9 @@ set ylabel 'ms per fanout (active members by worker)'
 set title 'fanout'
 plot %s
 unset multiplot
-""" % (os.path.join(out, "bench.png"), ", ".join(plots["lookup_ns"]),
-       ", ".join(plots["fanout_ms"]))
+""" % (os.path.join(out, "bench.png"),
+       ", ".join(plots["lookup_ns"]) or "NaN title 'no data'",
+       ", ".join(plots["fanout_ms"]) or "NaN title 'no data'")
     try:
         subprocess.run(["gnuplot"], input=script.encode(), check=True)
     except (OSError, subprocess.CalledProcessError) as e:

@@ -433,7 +433,10 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
         while (at + k < end && k < pmax) {
             size_t i = at + k;
             uint64_t hi = ahead_to(&ah, t, v.st, v.cap, i);
-            uint64_t si = gt__store_find(t, v.st, v.cap, m[i].user_id, hi);
+            /* the slot fetched ahead first, as gt_update_flags_many's */
+            uint64_t si = ah.slot[i % HASH_RING];
+            if (!gt_store_holds(t, v.st, v.cap, si, m[i].user_id, hi))
+                si = gt__store_find(t, v.st, v.cap, m[i].user_id, hi);
             bool act = m[i].flags & GT_ACTIVE;
             if (si != GT_NOT_FOUND)
                 act |= LOAD(&gt_rec_at(t, v.st, v.cap, si)->meta, relaxed) &

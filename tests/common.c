@@ -198,3 +198,17 @@ void tc_stopped(pid_t pid, const char *what) {
     cr_assert(WIFSTOPPED(st), "the %s (pid %d) did not stop (status %#x)",
               what, (int)pid, st);
 }
+
+pid_t tc_stuck_insert(const char *name, uint64_t gid, uint64_t user) {
+    fflush(NULL);
+    pid_t p = fork();
+    cr_assert_neq(p, -1, "fork");
+    if (p == 0) {
+        gt_table *t = tc_child_open(name, "insert_done:1:stop");
+        gt_member m = tc_member(user, 1);
+        gt_insert(t, gid, &m, NULL);
+        _exit(2); /* never reached: stopped, then killed */
+    }
+    tc_stopped(p, "stuck writer");
+    return p;
+}

@@ -41,6 +41,11 @@ void tc_reap(const pid_t *pids, int n, const char *what);
 /* Wait until child pid stops (SIGSTOP at a GT_CRASH_AT stop point); assert
  * it did, naming it `what`. */
 void tc_stopped(pid_t pid, const char *what);
+/* Fork a writer that opens table `name` anew and stops inside its insert of
+ * user (tc_member(user, 1)) into guild gid, holding the guild's lock with
+ * the record's seqlock odd (the stop point insert_done); return it once
+ * stopped. The caller kills it. */
+pid_t tc_stuck_insert(const char *name, uint64_t gid, uint64_t user);
 /* Recipients of guild gid's fanout of its active members; asserts it
  * succeeds. */
 uint64_t tc_fanout_size(gt_table *t, uint64_t gid);

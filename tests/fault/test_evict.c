@@ -39,14 +39,6 @@ static void kill_kids(void) {
         }
 }
 
-static int stuck_insert(void *arg) {
-    (void)arg;
-    gt_table *t = tc_child_open(name, "insert_done:1:stop");
-    gt_member m = tc_member(STUCK, 1);
-    gt_insert(t, G, &m, NULL);
-    return 2; /* never reached: stopped, then killed */
-}
-
 static int counter(void *arg) {
     (void)arg;
     gt_table *t;
@@ -73,8 +65,7 @@ Test(fault, stalled_count_is_evicted, .timeout = 120, .fini = kill_kids) {
         gt_member m = tc_member(u, 1);
         cr_assert_eq(gt_insert(t, G, &m, NULL), 0);
     }
-    pid_t w = kids[0] = tc_spawn(stuck_insert, NULL);
-    tc_stopped(w, "writer");
+    pid_t w = kids[0] = tc_stuck_insert(name, G, STUCK);
     pid_t s = kids[1] = tc_spawn(counter, NULL);
     tc_stopped(s, "counting scan"); /* at the stuck record, pinned */
     cr_assert_eq(tc_pinned(t, s), 1);

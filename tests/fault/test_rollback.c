@@ -44,14 +44,6 @@ struct shared {
 static struct shared *sh;
 static const char *name;
 
-static int insert_newbie(void *arg) {
-    (void)arg;
-    gt_table *t = tc_child_open(name, "insert_done:1:stop");
-    gt_member m = tc_member(sh->newbie, 5);
-    gt_insert(t, NEW, &m, NULL);
-    return 2; /* never reached: stopped, then killed */
-}
-
 static int on_member(void *ctx, const gt_member *m, const void *p) {
     (void)ctx, (void)p;
     sh->seen++;
@@ -112,8 +104,8 @@ Test(fault, scan_meets_rolled_back_insert_in_reused_block, .timeout = 120) {
     gt_check_report rep = {0};
     cr_assert_eq(gt_check(t, &rep), 0, "reused block not clean");
 
-    pid_t w = tc_spawn(insert_newbie, NULL);
-    tc_stopped(w, "writer"); /* control byte set, record mid-write */
+    /* control byte set, record mid-write */
+    pid_t w = tc_stuck_insert(name, NEW, sh->newbie);
     pid_t s = tc_spawn(scan, NULL);
     tc_stopped(s, "scan"); /* waiting on that record */
     kill(w, SIGKILL);

@@ -22,14 +22,6 @@
 static const char *name;
 static int *rc; /* shared: the reader's lookup result, the writer's insert */
 
-static int stuck_insert(void *arg) {
-    (void)arg;
-    gt_table *t = tc_child_open(name, "insert_done:1:stop");
-    gt_member m = tc_member(STUCK, 1);
-    gt_insert(t, G, &m, NULL);
-    return 2; /* never reached: stopped, then killed */
-}
-
 static int second_writer(void *arg) {
     (void)arg;
     gt_table *t = tc_child_open(name, NULL);
@@ -83,8 +75,7 @@ Test(fault, waits_and_recoveries_are_counted, .timeout = 60) {
     cr_assert_eq(gt_stats_read(t, &s), 0);
     cr_assert(s.lock_waits == 0 && s.read_waits == 0 && s.recoveries == 0);
 
-    pid_t w = tc_spawn(stuck_insert, NULL);
-    tc_stopped(w, "writer");
+    pid_t w = tc_stuck_insert(name, G, STUCK);
     pid_t w2 = tc_spawn(second_writer, NULL);
     await(t, 0, 1); /* the second writer waits for the guild's lock */
     pid_t r = tc_spawn(reader, NULL);

@@ -171,17 +171,17 @@ class Run(unittest.TestCase):
     """report.py as bench.sh runs it, on a raw file."""
 
     def run_report(self, lines):
-        d = tempfile.mkdtemp()
-        raw = os.path.join(d, "raw.jsonl")
-        with open(raw, "w") as f:
-            f.writelines(lines)
-        env = dict(os.environ, PATH="/nonexistent")  # no gnuplot: no chart
-        p = subprocess.run([sys.executable, REPORT, raw, d], env=env,
-                           capture_output=True, text=True)
-        with open(os.path.join(d, "bench.json")) as f:
-            js = json.load(f)
-        with open(os.path.join(d, "bench.md")) as f:
-            md = f.read()
+        with tempfile.TemporaryDirectory() as d:
+            raw = os.path.join(d, "raw.jsonl")
+            with open(raw, "w") as f:
+                f.writelines(lines)
+            env = dict(os.environ, PATH="/nonexistent")  # no gnuplot
+            p = subprocess.run([sys.executable, REPORT, raw, d], env=env,
+                               capture_output=True, text=True)
+            with open(os.path.join(d, "bench.json")) as f:
+                js = json.load(f)
+            with open(os.path.join(d, "bench.md")) as f:
+                md = f.read()
         return p, js, md
 
     def test_medians_ratios_and_files(self):

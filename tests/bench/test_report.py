@@ -209,7 +209,7 @@ class Run(unittest.TestCase):
 
     def test_a_check_that_disagrees_fails(self):
         n = 100000
-        good = self.load_expected(n)
+        good = load_report().expected(n)["check_active"]
         lines = [line("guildtab", n, "check_active", good),
                  line("plain", n, "check_active", good + 1)]
         p, js, md = self.run_report(lines)
@@ -242,10 +242,6 @@ class Run(unittest.TestCase):
         self.assertIn("| 1M: fanout by worker ≤ 0.5 ms | 0.60 | 0.50 | "
                       "**missed** |", md)
         self.assertEqual(len(js["goals"]), 19)
-
-    @staticmethod
-    def load_expected(n):
-        return load_report().expected(n)["check_active"]
 
 
 if __name__ == "__main__":

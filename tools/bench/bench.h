@@ -237,43 +237,6 @@ static inline void bench_writes_free(struct bench_writes *w) {
     free(w);
 }
 
-/* Run scan(ctx) until it has run 3 times and for 0.3 s in all (1000 times
- * at most: a scan may take microseconds); return the median in ms. What it
- * returns goes to *result, and must be the same every run. */
-typedef uint64_t (*bench_scan_fn)(void *ctx);
-static inline double bench_scan_ms(bench_scan_fn scan, void *ctx,
-                                   uint64_t *result) {
-    enum { MIN_RUNS = 3, MAX_RUNS = 1000 };
-    double t[MAX_RUNS], spent = 0;
-    int runs = 0;
-    while (runs < MIN_RUNS || (spent < 0.3 && runs < MAX_RUNS)) {
-        double t0 = bench_now();
-        uint64_t r = scan(ctx);
-        t[runs] = bench_now() - t0;
-        if (runs > 0 && r != *result)
-            bench_die("a scan's result changed between runs");
-        *result = r;
-        spent += t[runs++];
-    }
-    return bench_median(t, runs) * 1e3;
-}
-
-/* The check_* values, for a driver that prints them at the end. */
-struct bench_checks {
-    uint64_t hits, misses, dep, active, role, count;
-};
-
-static inline void bench_emit_checks(const struct bench_checks *c,
-                                     uint64_t ops) {
-    bench_emit("check_hits", (double)c->hits);
-    bench_emit("check_misses", (double)c->misses);
-    bench_emit("check_dep", (double)c->dep);
-    bench_emit("check_active", (double)c->active);
-    bench_emit("check_role", (double)c->role);
-    bench_emit("check_count", (double)c->count);
-    bench_emit("ops_lookup", (double)ops);
-}
-
 /* Resident set of this process in bytes (VmRSS: anonymous, file and shared
  * memory pages it has touched). */
 static inline double bench_rss(void) {

@@ -42,32 +42,18 @@
  *   table itself does not change); a pair is ck_ht_remove_spmc, then the
  *   record rewritten and ck_ht_put_spmc. Median of 3 rounds.
  */
-#include "readers.h"
+#include "drive.h"
 
 #include <ck_ht.h>
 
-#define ROUNDS 3
-#define LOOKUPS_DEFAULT 2000000u
-#define DEP_CHECK_LOOKUPS 10000u
 #define RECORD_ALIGN 64 /* one record per cache line */
 #define SLOTS_PER_MEMBER 2 /* ck_ht grows past a load factor of 0.5 */
 #define HASH_SEED 0x636b6874ull
-
-struct recipient {
-    uint64_t user_id, session_id;
-};
 
 struct ht_bench {
     uint64_t n, a;     /* members; the dependent cycle's multiplier */
     ck_ht_t ht;
     struct bench_member *rec; /* n records; the table's values point here */
-    uint64_t ops;      /* L: lookups per round, and flips and churn pairs */
-    uint64_t *hit, *miss;
-    uint64_t hit_sum;  /* sum of joined_at over the hit keys' members */
-    uint64_t half_sum[2]; /* the same over each half, a reader's share */
-    struct recipient *fan; /* BENCH_WORKERS lists of fan_cap each */
-    uint64_t fan_cap;
-    uint64_t *role_out;    /* n */
 };
 
 /* Every lookup copies its record here: a global the library calls that
@@ -134,16 +120,16 @@ static void ht_insert(ck_ht_t *ht, struct bench_member *m) {
 
 /* ---- load and footprint ---- */
 
-static void ht_create(struct ht_bench *b) {
+static double ht_load(void *ctx, uint64_t n, uint64_t a) {
+    struct ht_bench *b = ctx;
+    b->n = n;
+    b->a = a;
     b->rec = aligned_alloc(RECORD_ALIGN, b->n * sizeof *b->rec);
     if (!b->rec)
         bench_die("out of memory for the records");
     if (!ck_ht_init(&b->ht, CK_HT_MODE_DIRECT | CK_HT_WORKLOAD_DELETE, NULL,
                     &allocator, b->n * SLOTS_PER_MEMBER, HASH_SEED))
         bench_die("ck_ht_init");
-}
-
-static double ht_load(struct ht_bench *b) {
     size_t presized = heap_bytes;
     double t0 = bench_now();
     for (uint64_t i = 0; i < b->n; i++) {
@@ -160,32 +146,37 @@ static double ht_load(struct ht_bench *b) {
     return (double)b->n / t / 1e6;
 }
 
-static double ht_bytes_member(struct ht_bench *b) {
+static double ht_bytes_member(void *ctx) {
+    struct ht_bench *b = ctx;
     return (double)(heap_bytes + b->n * sizeof *b->rec) / (double)b->n;
+}
+
+static uint64_t ht_members(void *ctx) {
+    struct ht_bench *b = ctx;
+    return ck_ht_count(&b->ht);
 }
 
 /* ---- lookups ---- */
 
-static void ht_keys(struct ht_bench *b) {
-    b->hit = bench_keys(b->ops, b->n, false);
-    b->miss = bench_keys(b->ops, b->n, true);
-    uint64_t half = b->ops / 2;
-    for (uint64_t j = 0; j < b->ops; j++) {
-        uint64_t joined_at = bench_pick(j, b->n);
-        key_ok(b->miss[j]);
-        b->hit_sum += joined_at;
-        if (j < 2 * half)
-            b->half_sum[j / half] += joined_at;
-    }
+/* No key may be one of ck_ht's reserved values (the hit keys are members',
+ * which the load checks). */
+static const void *ht_keys(void *ctx, const uint64_t *ids, uint64_t count) {
+    (void)ctx;
+    for (uint64_t j = 0; j < count; j++)
+        key_ok(ids[j]);
+    return ids;
 }
 
-/* Look up keys[0..count): return the hits and, in *sum, the sum of the
- * members' joined_at (which says the right records were copied). */
-static uint64_t ht_lookups(ck_ht_t *ht, const uint64_t *keys, uint64_t count,
-                           uint64_t *sum) {
+/* Look up keys from .. from + count - 1: return the hits and, in *sum, the
+ * sum of the members' joined_at (which says the right records were
+ * copied). */
+static uint64_t ht_lookups(void *ctx, const void *keys, uint64_t from,
+                           uint64_t count, uint64_t *sum) {
+    struct ht_bench *b = ctx;
+    const uint64_t *key = (const uint64_t *)keys + from;
     uint64_t hits = 0, s = 0;
     for (uint64_t j = 0; j < count; j++) {
-        const struct bench_member *m = ht_find(ht, keys[j]);
+        const struct bench_member *m = ht_find(&b->ht, key[j]);
         if (m) {
             memcpy(&copied_out, m, sizeof copied_out);
             hits++;
@@ -196,18 +187,11 @@ static uint64_t ht_lookups(ck_ht_t *ht, const uint64_t *keys, uint64_t count,
     return hits;
 }
 
-/* One round of independent lookups: ns per lookup. */
-static double ht_round(struct ht_bench *b, const uint64_t *keys, uint64_t *hits,
-                       uint64_t *sum) {
-    double t0 = bench_now();
-    *hits = ht_lookups(&b->ht, keys, b->ops, sum);
-    return (bench_now() - t0) / (double)b->ops * 1e9;
-}
-
 /* `lookups` dependent lookups, the first of member 0, each next key the
  * session_id of the record just copied; returns the sum of joined_at % 1000
- * of the members found (check_dep: of the first 10000). */
-static uint64_t ht_follow(struct ht_bench *b, uint64_t lookups) {
+ * of the members found. */
+static uint64_t ht_follow(void *ctx, uint64_t lookups) {
+    struct ht_bench *b = ctx;
     uint64_t user_id = bench_uid(0), active = 0;
     for (uint64_t s = 0; s < lookups; s++) {
         const struct bench_member *m = ht_find(&b->ht, user_id);
@@ -220,25 +204,6 @@ static uint64_t ht_follow(struct ht_bench *b, uint64_t lookups) {
     return active;
 }
 
-static double ht_dep_round(struct ht_bench *b) {
-    double t0 = bench_now();
-    ht_follow(b, b->ops);
-    return (bench_now() - t0) / (double)b->ops * 1e9;
-}
-
-/* ---- forked readers ---- */
-
-/* Reader `which` looks up its half of the keys (as every driver does). */
-static uint64_t ht_reader_run(void *ctx, int which) {
-    struct ht_bench *b = ctx;
-    uint64_t half = b->ops / 2, sum;
-    uint64_t hits = ht_lookups(&b->ht, b->hit + (uint64_t)which * half, half,
-                               &sum);
-    if (hits != half || sum != b->half_sum[which])
-        bench_die("a reader process read wrong records");
-    return half;
-}
-
 /* ---- full scans (ck_ht has no secondary index) ---- */
 
 static inline const struct bench_member *scan_next(ck_ht_t *ht,
@@ -249,34 +214,27 @@ static inline const struct bench_member *scan_next(ck_ht_t *ht,
     return (const struct bench_member *)ck_ht_entry_value_direct(e);
 }
 
-static uint64_t ht_fanout(void *ctx) {
+static uint64_t ht_fanout(void *ctx, struct bench_out *o) {
     struct ht_bench *b = ctx;
-    uint64_t fill[BENCH_WORKERS] = {0}, got = 0;
+    uint64_t got = 0;
     ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
     for (const struct bench_member *m; (m = scan_next(&b->ht, &it));) {
         if (!(m->flags & BENCH_ACTIVE))
             continue;
-        uint32_t w = m->worker;
-        if (w >= BENCH_WORKERS || fill[w] == b->fan_cap)
-            bench_die("fanout: a worker out of range");
-        b->fan[w * b->fan_cap + fill[w]++] =
-            (struct recipient){m->user_id, m->session_id};
+        *bench_fan_room(o, m->worker, 1) =
+            (struct bench_recipient){m->user_id, m->session_id};
         got++;
     }
     return got;
 }
 
-static uint64_t ht_role(void *ctx) {
+static uint64_t ht_role(void *ctx, struct bench_out *o) {
     struct ht_bench *b = ctx;
-    uint64_t got = 0;
     ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
     for (const struct bench_member *m; (m = scan_next(&b->ht, &it));)
-        if (m->roles[0] & (1ull << BENCH_ROLE)) {
-            if (got == b->n)
-                bench_die("role: more members than loaded");
-            b->role_out[got++] = m->user_id;
-        }
-    return got;
+        if (m->roles[0] & (1ull << BENCH_ROLE))
+            bench_role_add(o, m->user_id);
+    return o->nrole;
 }
 
 static uint64_t ht_count(void *ctx) {
@@ -290,9 +248,8 @@ static uint64_t ht_count(void *ctx) {
 
 /* ---- writes (this process is the single producer) ---- */
 
-/* One round of w's flips: M flips/s. */
-static double ht_flips(struct ht_bench *b, const struct bench_writes *w) {
-    double t0 = bench_now();
+static void ht_flips(void *ctx, const struct bench_writes *w) {
+    struct ht_bench *b = ctx;
     for (uint64_t k = 0; k < w->flips; k++) {
         struct bench_member *m = ht_find(&b->ht, w->flip_uid[k]);
         if (!m)
@@ -302,13 +259,11 @@ static double ht_flips(struct ht_bench *b, const struct bench_writes *w) {
          * it, so no fence is owed. */
         __atomic_store_n(&m->flags, w->flip_flags[k], __ATOMIC_RELAXED);
     }
-    return (double)w->flips / (bench_now() - t0) / 1e6;
 }
 
-/* One round of w's churn pairs (remove the member, insert it again):
- * M pairs/s. */
-static double ht_churn(struct ht_bench *b, const struct bench_writes *w) {
-    double t0 = bench_now();
+/* w's churn pairs: remove the member, insert it again. */
+static void ht_churn(void *ctx, const struct bench_writes *w) {
+    struct ht_bench *b = ctx;
     for (uint64_t k = 0; k < w->churns; k++) {
         uint64_t key = w->churn[k].user_id;
         ck_ht_hash_t h;
@@ -325,81 +280,17 @@ static double ht_churn(struct ht_bench *b, const struct bench_writes *w) {
         *m = w->churn[k];
         ht_insert(&b->ht, m);
     }
-    return (double)w->churns / (bench_now() - t0) / 1e6;
 }
 
-/* ---- the run ---- */
-
-static void run_lookups(struct ht_bench *b, struct bench_checks *c) {
-    double t[ROUNDS];
-    uint64_t hits, sum;
-    for (int r = 0; r < ROUNDS; r++) {
-        t[r] = ht_round(b, b->hit, &hits, &sum);
-        if (hits != b->ops || sum != b->hit_sum)
-            bench_die("lookups returned wrong records");
-        c->hits = hits;
-    }
-    bench_emit("lookup_ns", bench_median(t, ROUNDS));
-    for (int r = 0; r < ROUNDS; r++)
-        t[r] = ht_dep_round(b);
-    bench_emit("lookup_dep_ns", bench_median(t, ROUNDS));
-    c->dep = ht_follow(b, DEP_CHECK_LOOKUPS);
-    for (int r = 0; r < ROUNDS; r++) {
-        t[r] = ht_round(b, b->miss, &hits, &sum);
-        c->misses = hits;
-    }
-    bench_emit("miss_ns", bench_median(t, ROUNDS));
-    bench_readers(NULL, ht_reader_run, b);
-}
-
-static void run_scans(struct ht_bench *b, struct bench_checks *c) {
-    b->fan_cap = (b->n + BENCH_WORKERS - 1) / BENCH_WORKERS;
-    b->fan = bench_alloc(BENCH_WORKERS * b->fan_cap * sizeof *b->fan);
-    b->role_out = bench_alloc(b->n * sizeof *b->role_out);
-    bench_emit("fanout_ms", bench_scan_ms(ht_fanout, b, &c->active));
-    bench_emit("role_ms", bench_scan_ms(ht_role, b, &c->role));
-    bench_emit("count_ms", bench_scan_ms(ht_count, b, &c->count));
-    free(b->fan);
-    free(b->role_out);
-}
-
-static void run_writes(struct ht_bench *b) {
-    struct bench_writes *w = bench_writes_make(b->ops, b->n);
-    double t[ROUNDS];
-    for (int r = 0; r < ROUNDS; r++)
-        t[r] = ht_flips(b, w);
-    bench_emit("flip_mps", bench_median(t, ROUNDS));
-    for (int r = 0; r < ROUNDS; r++)
-        t[r] = ht_churn(b, w);
-    if (ck_ht_count(&b->ht) != b->n)
-        bench_die("churn changed the member count");
-    bench_emit("churn_mps", bench_median(t, ROUNDS));
-    bench_writes_free(w);
-}
+static const struct bench_ops ht_ops = {
+    .load = ht_load, .bytes_member = ht_bytes_member, .keys = ht_keys,
+    .lookups = ht_lookups, .follow = ht_follow, .fanout = ht_fanout,
+    .role = ht_role, .count = ht_count, .flips = ht_flips, .churn = ht_churn,
+    .members = ht_members};
 
 int main(int argc, char **argv) {
-    struct ht_bench b = {.n = bench_args(argc, argv, "ck_ht")};
-    b.a = bench_lcg_a(b.n);
-    b.ops = bench_ops(LOOKUPS_DEFAULT);
-    if (b.ops == 0)
-        bench_die("BENCH_OPS must be positive");
-    struct bench_checks c = {0};
-
-    double rss0 = bench_rss();
-    ht_create(&b);
-    bench_emit("load_mps", ht_load(&b));
-    double rss1 = bench_rss();
-    bench_emit("bytes_member", ht_bytes_member(&b));
-    bench_emit("rss_member", (rss1 - rss0) / (double)b.n);
-
-    ht_keys(&b);
-    run_lookups(&b, &c);
-    run_scans(&b, &c);
-    run_writes(&b);
-    bench_emit_checks(&c, b.ops);
-
-    free(b.hit);
-    free(b.miss);
+    struct ht_bench b = {0};
+    bench_drive(argc, argv, "ck_ht", &ht_ops, &b);
     ck_ht_destroy(&b.ht);
     free(b.rec);
     return 0;

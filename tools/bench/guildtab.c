@@ -11,7 +11,7 @@
  *
  * Usage: guildtab N   (prints JSON lines; see README.md)
  */
-#include "readers.h"
+#include "drive.h"
 
 #include <guildtab.h>
 
@@ -24,8 +24,7 @@ _Static_assert(sizeof(struct bench_member) == sizeof(gt_member) &&
 
 static char name[64];
 static gt_table *T;
-static uint64_t *lookup_keys, *miss_keys;
-static uint64_t L;
+static gt_member *members; /* the n members, built before the clocks */
 
 static void check(int r, const char *what) {
     if (r) {
@@ -34,76 +33,99 @@ static void check(int r, const char *what) {
     }
 }
 
-static uint64_t lookups(gt_table *t, const uint64_t *keys, uint64_t count,
-                        uint64_t *hits) {
-    uint64_t sum = 0, h = 0;
+static void cleanup(void) { gt_unlink(name, NULL); }
+
+/* ---- the contract's operations (drive.h): T is the table, no ctx ---- */
+
+/* The records are `members`, built by main before the clock with this n
+ * and a. */
+static double load(void *ctx, uint64_t n, uint64_t a) {
+    (void)ctx;
+    (void)a;
+    /* room for a second copy of the guild: the batch load below */
+    gt_options o = {.max_members = 2 * n + n / 4 + 1024, .max_guilds = 16,
+                    .flags = GT_CREATE | GT_EXCL};
+    check(gt_open(name, &o, &T), "open");
+    atexit(cleanup);
+    double t0 = bench_now();
+    check(gt_guild_reserve(T, 1, n), "reserve");
+    for (uint64_t i = 0; i < n; i++)
+        check(gt_insert(T, 1, &members[i], NULL), "insert");
+    return (double)n / (bench_now() - t0) / 1e6;
+}
+
+static double bytes_member(void *ctx) {
+    (void)ctx;
+    gt_table_stat ts;
+    check(gt_info(T, &ts), "info");
+    return ts.bytes_per_member;
+}
+
+static uint64_t lookups(void *ctx, const void *keys, uint64_t from,
+                        uint64_t count, uint64_t *sum) {
+    (void)ctx;
+    gt_table *t = T;
+    const uint64_t *key = (const uint64_t *)keys + from;
+    uint64_t s = 0, h = 0;
     for (uint64_t k = 0; k < count; k++) {
         gt_member m;
-        if (gt_lookup(t, 1, keys[k], &m, NULL) == 0) {
-            sum += m.session_id;
+        if (gt_lookup(t, 1, key[k], &m, NULL) == 0) {
+            s += (uint64_t)m.joined_at;
             h++;
         }
     }
-    *hits = h;
+    *sum = s;
+    return h;
+}
+
+static uint64_t follow(void *ctx, uint64_t count) {
+    (void)ctx;
+    gt_table *t = T;
+    uint64_t uid = bench_uid(0), sum = 0;
+    for (uint64_t k = 0; k < count; k++) {
+        gt_member m;
+        check(gt_lookup(t, 1, uid, &m, NULL), "dependent lookup");
+        sum += (uint64_t)m.joined_at % 1000;
+        uid = m.session_id;
+    }
     return sum;
 }
 
 /* Each reader process opens its own handle, as a worker would. */
-static void proc_open(void *ctx, int which) {
+static void reader_open(void *ctx, int which) {
+    (void)ctx;
     (void)which;
-    check(gt_open(name, NULL, (gt_table **)ctx), "open in a reader");
+    check(gt_open(name, NULL, &T), "open in a reader");
 }
-
-static uint64_t proc_lookups(void *ctx, int which) {
-    uint64_t hits;
-    volatile uint64_t sink = lookups(*(gt_table **)ctx,
-                                     lookup_keys + (which ? L / 2 : 0), L / 2,
-                                     &hits);
-    (void)sink;
-    return L / 2;
-}
-
-struct route {
-    uint64_t *rec[BENCH_WORKERS]; /* (user_id, session_id) per worker */
-    uint64_t len[BENCH_WORKERS];
-    uint64_t *ids, nids;
-};
 
 static int take_fanout(void *ctx, uint32_t w, const gt_recipient *b, size_t n) {
-    struct route *r = ctx;
-    uint64_t *o = r->rec[w % BENCH_WORKERS] + 2 * r->len[w % BENCH_WORKERS];
-    for (size_t i = 0; i < n; i++) {
-        o[2 * i] = b[i].user_id;
-        o[2 * i + 1] = b[i].session_id;
-    }
-    r->len[w % BENCH_WORKERS] += n;
+    struct bench_recipient *o = bench_fan_room(ctx, w, n);
+    for (size_t i = 0; i < n; i++)
+        o[i] = (struct bench_recipient){b[i].user_id, b[i].session_id};
     return 0;
 }
 
 static int take_role(void *ctx, const gt_member *m, const void *payload) {
     (void)payload;
-    struct route *r = ctx;
-    r->ids[r->nids++] = m->user_id;
+    bench_role_add(ctx, m->user_id);
     return 0;
 }
 
-static uint64_t scan_fanout(void *ctx) {
-    struct route *r = ctx;
+static uint64_t scan_fanout(void *ctx, struct bench_out *o) {
+    (void)ctx;
     gt_filter f = {.flags_set = GT_ACTIVE};
-    memset(r->len, 0, sizeof r->len);
-    check(gt_fanout(T, 1, &f, 0, 1, take_fanout, r), "fanout");
+    check(gt_fanout(T, 1, &f, 0, 1, take_fanout, o), "fanout");
     uint64_t total = 0;
     for (unsigned w = 0; w < BENCH_WORKERS; w++)
-        total += r->len[w];
+        total += o->fill[w];
     return total;
 }
 
-static uint64_t scan_role(void *ctx) {
-    struct route *r = ctx;
+static uint64_t scan_role(void *ctx, struct bench_out *o) {
+    (void)ctx;
     gt_filter f = {.roles_any = {1ull << BENCH_ROLE}};
-    r->nids = 0;
-    check(gt_select(T, 1, &f, 0, 1, take_role, r), "select");
-    return r->nids;
+    check(gt_select(T, 1, &f, 0, 1, take_role, o), "select");
+    return o->nrole;
 }
 
 /* The contract counts by looking at every member. A plain ONLINE filter
@@ -117,42 +139,53 @@ static uint64_t scan_count(void *ctx) {
     return c;
 }
 
-static void cleanup(void) { gt_unlink(name, NULL); }
+static void flips(void *ctx, const struct bench_writes *w) {
+    (void)ctx;
+    for (uint64_t k = 0; k < w->flips; k++) {
+        uint32_t f = w->flip_flags[k];
+        check(gt_update_flags(T, 1, w->flip_uid[k], f & GT_ONLINE,
+                              ~f & GT_ONLINE, NULL),
+              "update_flags");
+    }
+}
 
-int main(int argc, char **argv) {
-    uint64_t n = bench_args(argc, argv, "guildtab"), a = bench_lcg_a(n);
-    snprintf(name, sizeof name, "bench-%d", (int)getpid());
-    /* room for a second copy of the guild: the batch load below */
-    gt_options o = {.max_members = 2 * n + n / 4 + 1024, .max_guilds = 16,
-                    .flags = GT_CREATE | GT_EXCL};
-    gt_member *members = malloc(n * sizeof *members);
-    if (!members)
-        bench_die("out of memory");
-    for (uint64_t i = 0; i < n; i++) /* built before the clock starts */
-        bench_member_make(i, n, a, (struct bench_member *)&members[i]);
-    double rss0 = bench_rss();
-    check(gt_open(name, &o, &T), "open");
-    atexit(cleanup);
+static void churn(void *ctx, const struct bench_writes *w) {
+    (void)ctx;
+    for (uint64_t k = 0; k < w->churns; k++) {
+        const gt_member *m = (const gt_member *)&w->churn[k];
+        check(gt_delete(T, 1, m->user_id), "delete");
+        check(gt_insert(T, 1, m, NULL), "insert");
+    }
+}
 
+static uint64_t guild_members(void *ctx) {
+    (void)ctx;
+    gt_guild_stat gs;
+    check(gt_guild_info(T, 1, &gs), "guild_info");
+    return gs.members;
+}
+
+static const struct bench_ops guildtab_ops = {
+    .load = load, .bytes_member = bytes_member, .lookups = lookups,
+    .follow = follow, .reader_open = reader_open, .fanout = scan_fanout,
+    .role = scan_role, .count = scan_count, .flips = flips, .churn = churn,
+    .members = guild_members};
+
+/* ---- the batch calls, on the same work ---- */
+
+enum { BATCH = 64 }; /* members per gt_lookup_many, gt_update_flags_many */
+
+/* load_many_mps: the load through gt_insert_many, 256 at a time, into guild
+ * 2, which is then deleted. */
+static void load_many(const struct bench_run *r) {
+    uint64_t n = r->n;
     double t0 = bench_now();
-    check(gt_guild_reserve(T, 1, n), "reserve");
-    for (uint64_t i = 0; i < n; i++)
-        check(gt_insert(T, 1, &members[i], NULL), "insert");
-    bench_emit("load_mps", (double)n / (bench_now() - t0) / 1e6);
-    gt_table_stat ts;
-    check(gt_info(T, &ts), "info");
-    bench_emit("bytes_member", ts.bytes_per_member);
-    bench_emit("rss_member", (bench_rss() - rss0) / (double)n);
-
-    /* the same load through gt_insert_many, 256 at a time, into guild 2,
-     * which is then deleted */
-    t0 = bench_now();
     check(gt_guild_reserve(T, 2, n), "reserve");
     for (uint64_t i = 0; i < n; i += 256) {
-        int r = gt_insert_many(T, 2, members + i, NULL, n - i < 256 ? n - i : 256,
-                               NULL);
-        if (r < 0)
-            check(r, "insert_many");
+        int got = gt_insert_many(T, 2, members + i, NULL,
+                                 n - i < 256 ? n - i : 256, NULL);
+        if (got < 0)
+            check(got, "insert_many");
     }
     bench_emit("load_many_mps", (double)n / (bench_now() - t0) / 1e6);
     gt_guild_stat gs;
@@ -160,124 +193,71 @@ int main(int argc, char **argv) {
     if (gs.members != n || gs.active != bench_expect_active(n))
         bench_die("gt_insert_many loaded a different guild");
     check(gt_guild_delete(T, 2), "guild_delete");
+}
 
-    L = bench_ops(2000000);
-    lookup_keys = bench_keys(L, n, false);
-    miss_keys = bench_keys(L, n, true);
-    bench_emit("ops_lookup", (double)L);
-    double v[3];
-    uint64_t hits = 0;
-    volatile uint64_t sink;
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        sink = lookups(T, lookup_keys, L, &hits);
-        v[r] = (bench_now() - s) / (double)L * 1e9;
-    }
-    bench_emit("lookup_ns", bench_median(v, 3));
-    bench_emit("check_hits", (double)hits);
-
-    /* the same keys through gt_lookup_many, BATCH at a time */
-    enum { BATCH = 64 };
-    for (int r = 0; r < 3; r++) {
+/* lookup_many_ns: the run's existing keys through gt_lookup_many. */
+static void lookup_many(const struct bench_run *r) {
+    uint64_t calls = r->ops / BATCH;
+    double v[BENCH_ROUNDS];
+    for (int k = 0; k < BENCH_ROUNDS; k++) {
         gt_member out[BATCH];
         uint8_t found[BATCH];
-        hits = 0;
+        uint64_t hits = 0;
         double s = bench_now();
-        for (uint64_t k = 0; k + BATCH <= L; k += BATCH) {
-            int got = gt_lookup_many(T, 1, lookup_keys + k, BATCH, out, NULL,
-                                     found);
+        for (uint64_t c = 0; c < calls; c++) {
+            int got = gt_lookup_many(T, 1, r->hit_ids + c * BATCH, BATCH, out,
+                                     NULL, found);
             if (got < 0)
                 check(got, "lookup_many");
             hits += (uint64_t)got;
         }
-        v[r] = (bench_now() - s) / (double)(L / BATCH * BATCH) * 1e9;
+        v[k] = (bench_now() - s) / (double)(calls * BATCH) * 1e9;
+        if (hits != calls * BATCH)
+            bench_die("gt_lookup_many missed existing members");
     }
-    bench_emit("lookup_many_ns", bench_median(v, 3));
-    if (hits != L / BATCH * BATCH)
-        bench_die("gt_lookup_many missed existing members");
+    bench_emit("lookup_many_ns", bench_median(v, BENCH_ROUNDS));
+}
 
-    uint64_t act = 0;
-    for (int r = 0; r < 3; r++) {
-        uint64_t uid = bench_uid(0);
+/* flip_many_mps: the run's flips through gt_update_flags_many. */
+static void flip_many(const struct bench_run *r) {
+    const struct bench_writes *w = r->w;
+    uint64_t calls = w->flips / BATCH;
+    gt_flag_update *fu = bench_alloc(w->flips * sizeof *fu);
+    for (uint64_t k = 0; k < w->flips; k++)
+        fu[k] = (gt_flag_update){.user_id = w->flip_uid[k],
+                                 .set = w->flip_flags[k] & GT_ONLINE,
+                                 .clear = ~w->flip_flags[k] & GT_ONLINE};
+    double v[BENCH_ROUNDS];
+    for (int k = 0; k < BENCH_ROUNDS; k++) {
         double s = bench_now();
-        for (uint64_t k = 0; k < L; k++) {
-            gt_member m;
-            check(gt_lookup(T, 1, uid, &m, NULL), "dependent lookup");
-            if (k < 10000)
-                act += (uint64_t)m.joined_at % 1000;
-            uid = m.session_id;
-        }
-        v[r] = (bench_now() - s) / (double)L * 1e9;
-    }
-    bench_emit("lookup_dep_ns", bench_median(v, 3));
-    bench_emit("check_dep", (double)(act / 3));
-
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        sink = lookups(T, miss_keys, L, &hits);
-        v[r] = (bench_now() - s) / (double)L * 1e9;
-    }
-    (void)sink;
-    bench_emit("miss_ns", bench_median(v, 3));
-    bench_emit("check_misses", (double)hits);
-
-    gt_table *child;
-    bench_readers(proc_open, proc_lookups, &child);
-
-    struct route rt;
-    for (unsigned w = 0; w < BENCH_WORKERS; w++)
-        rt.rec[w] = bench_alloc((n / BENCH_WORKERS + 1) * 16);
-    rt.ids = bench_alloc(n * 8);
-    uint64_t got;
-    bench_emit("fanout_ms", bench_scan_ms(scan_fanout, &rt, &got));
-    bench_emit("check_active", (double)got);
-    bench_emit("role_ms", bench_scan_ms(scan_role, &rt, &got));
-    bench_emit("check_role", (double)got);
-    bench_emit("count_ms", bench_scan_ms(scan_count, &rt, &got));
-    bench_emit("check_count", (double)got);
-
-    struct bench_writes *wr = bench_writes_make(L, n);
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        for (uint64_t k = 0; k < wr->flips; k++) {
-            uint32_t f = wr->flip_flags[k];
-            check(gt_update_flags(T, 1, wr->flip_uid[k], f & GT_ONLINE,
-                                  ~f & GT_ONLINE, NULL),
-                  "update_flags");
-        }
-        v[r] = (double)wr->flips / (bench_now() - s) / 1e6;
-    }
-    bench_emit("flip_mps", bench_median(v, 3));
-
-    /* the same flips through gt_update_flags_many, BATCH at a time */
-    gt_flag_update *fu = malloc(wr->flips * sizeof *fu);
-    if (!fu)
-        bench_die("out of memory");
-    for (uint64_t k = 0; k < wr->flips; k++)
-        fu[k] = (gt_flag_update){.user_id = wr->flip_uid[k],
-                                 .set = wr->flip_flags[k] & GT_ONLINE,
-                                 .clear = ~wr->flip_flags[k] & GT_ONLINE};
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        for (uint64_t k = 0; k + BATCH <= wr->flips; k += BATCH) {
-            int got = gt_update_flags_many(T, 1, fu + k, BATCH, NULL);
+        for (uint64_t c = 0; c < calls; c++) {
+            int got = gt_update_flags_many(T, 1, fu + c * BATCH, BATCH, NULL);
             if (got < 0)
                 check(got, "update_flags_many");
         }
-        v[r] = (double)(wr->flips / BATCH * BATCH) / (bench_now() - s) / 1e6;
+        v[k] = (double)(calls * BATCH) / (bench_now() - s) / 1e6;
     }
-    bench_emit("flip_many_mps", bench_median(v, 3));
+    bench_emit("flip_many_mps", bench_median(v, BENCH_ROUNDS));
+    free(fu);
+}
 
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        for (uint64_t k = 0; k < wr->churns; k++) {
-            const gt_member *m = (const gt_member *)&wr->churn[k];
-            check(gt_delete(T, 1, m->user_id), "delete");
-            check(gt_insert(T, 1, m, NULL), "insert");
-        }
-        v[r] = (double)wr->churns / (bench_now() - s) / 1e6;
-    }
-    bench_emit("churn_mps", bench_median(v, 3));
+int main(int argc, char **argv) {
+    struct bench_run r;
+    bench_start(&r, argc, argv, "guildtab", &guildtab_ops, NULL);
+    snprintf(name, sizeof name, "bench-%d", (int)getpid());
+    members = bench_alloc(r.n * sizeof *members);
+    for (uint64_t i = 0; i < r.n; i++)
+        bench_member_make(i, r.n, r.a, (struct bench_member *)&members[i]);
+
+    bench_load(&r);
+    load_many(&r);
+    bench_lookups(&r);
+    lookup_many(&r);
+    bench_scans(&r);
+    bench_writes(&r);
+    flip_many(&r);
+    bench_finish(&r);
     gt_close(T);
+    free(members);
     return 0;
 }

@@ -51,7 +51,7 @@
  *   a pair: del, put), so each is committed and visible when it returns.
  *   Median of 3 rounds.
  */
-#include "readers.h"
+#include "drive.h"
 
 #include <lmdb.h>
 #include <signal.h>
@@ -59,11 +59,8 @@
 
 #define GUILD 1u
 #define KEY_SIZE 16
-#define ROUNDS 3
-#define LOOKUPS_DEFAULT 2000000u
 #define LOAD_BATCH 100000u /* puts per write txn while loading */
 #define FLIP_MAX 200000u   /* write txns per round at most: each takes microseconds */
-#define DEP_CHECK_LOOKUPS 10000u
 /* The map is address space (a sparse file on tmpfs), so it is generous: the
  * tree takes ~135 B/member, and the file grows to 2.6x that (n = 1M) when
  * each load txn rewrites most leaves, since the pages a txn frees are reused
@@ -75,22 +72,11 @@ struct key16 {
     unsigned char b[KEY_SIZE];
 };
 
-struct recipient {
-    uint64_t user_id, session_id;
-};
-
 struct lm {
     uint64_t n, a;     /* members; the dependent cycle's multiplier */
     MDB_env *env;      /* in a forked reader: its own, opened in lm_reader_open */
     MDB_txn *reader;   /* a forked reader's read txn */
     MDB_dbi dbi;
-    uint64_t ops;      /* L: lookups per round */
-    struct key16 *hit, *miss;
-    uint64_t hit_sum;  /* sum of joined_at over the hit keys' members */
-    uint64_t half_sum[2]; /* the same over each half, a reader's share */
-    struct recipient *fan; /* BENCH_WORKERS lists of fan_cap each */
-    uint64_t fan_cap;
-    uint64_t *role_out;    /* n */
 };
 
 /* Every lookup copies its record here: a global the library calls that
@@ -197,7 +183,8 @@ static void lm_open(struct lm *b) {
     lm_check(mdb_txn_commit(txn), "mdb_txn_commit");
 }
 
-static uint64_t lm_entries(struct lm *b) {
+static uint64_t lm_entries(void *ctx) {
+    struct lm *b = ctx;
     MDB_txn *txn = lm_begin(b->env, MDB_RDONLY);
     MDB_stat st;
     lm_check(mdb_stat(txn, b->dbi, &st), "mdb_stat");
@@ -207,7 +194,11 @@ static uint64_t lm_entries(struct lm *b) {
 
 /* ---- load and footprint ---- */
 
-static double lm_load(struct lm *b) {
+static double lm_load(void *ctx, uint64_t n, uint64_t a) {
+    struct lm *b = ctx;
+    b->n = n;
+    b->a = a;
+    lm_open(b);
     MDB_txn *txn = NULL;
     double t0 = bench_now();
     for (uint64_t i = 0; i < b->n; i++) {
@@ -227,7 +218,8 @@ static double lm_load(struct lm *b) {
     return (double)b->n / t / 1e6;
 }
 
-static double lm_bytes_member(struct lm *b) {
+static double lm_bytes_member(void *ctx) {
+    struct lm *b = ctx;
     MDB_envinfo info;
     MDB_stat st;
     lm_check(mdb_env_info(b->env, &info), "mdb_env_info");
@@ -237,60 +229,42 @@ static double lm_bytes_member(struct lm *b) {
 
 /* ---- lookups ---- */
 
-static struct key16 *keys16(const uint64_t *ids, uint64_t count) {
-    struct key16 *k = malloc(count * sizeof *k);
-    if (!k)
-        bench_die("out of memory");
+/* The run's keys as LMDB's: made before the clock. */
+static const void *lm_keys(void *ctx, const uint64_t *ids, uint64_t count) {
+    (void)ctx;
+    struct key16 *k = bench_alloc(count * sizeof *k);
     for (uint64_t j = 0; j < count; j++)
         k[j] = key_of(ids[j]);
     return k;
 }
 
-static void lm_keys(struct lm *b) {
-    uint64_t *hit = bench_keys(b->ops, b->n, false);
-    uint64_t *miss = bench_keys(b->ops, b->n, true);
-    b->hit = keys16(hit, b->ops);
-    b->miss = keys16(miss, b->ops);
-    uint64_t half = b->ops / 2;
-    for (uint64_t j = 0; j < b->ops; j++) {
-        uint64_t joined_at = bench_pick(j, b->n);
-        b->hit_sum += joined_at;
-        if (j < 2 * half)
-            b->half_sum[j / half] += joined_at;
-    }
-    free(hit);
-    free(miss);
-}
-
-/* Look up keys[0..count): return the hits and, in *sum, the sum of the
- * members' joined_at (which says the right records were copied). */
-static uint64_t lm_lookups(MDB_txn *txn, MDB_dbi dbi, const struct key16 *keys,
+/* Look up keys from .. from + count - 1 in one read txn (a forked reader's,
+ * kept for its passes; else one begun and ended inside the clock): return
+ * the hits and, in *sum, the sum of the members' joined_at (which says the
+ * right records were copied). */
+static uint64_t lm_lookups(void *ctx, const void *keys, uint64_t from,
                            uint64_t count, uint64_t *sum) {
+    struct lm *b = ctx;
+    const struct key16 *key = (const struct key16 *)keys + from;
+    MDB_txn *txn = b->reader ? b->reader : lm_begin(b->env, MDB_RDONLY);
     uint64_t hits = 0, s = 0;
     for (uint64_t j = 0; j < count; j++)
-        if (lm_get(txn, dbi, &keys[j], &copied_out)) {
+        if (lm_get(txn, b->dbi, &key[j], &copied_out)) {
             hits++;
             s += (uint64_t)copied_out.joined_at;
         }
+    if (!b->reader)
+        mdb_txn_abort(txn);
     *sum = s;
     return hits;
 }
 
-/* One round of independent lookups in one read txn: ns per lookup. */
-static double lm_round(struct lm *b, const struct key16 *keys, uint64_t *hits,
-                       uint64_t *sum) {
-    double t0 = bench_now();
-    MDB_txn *txn = lm_begin(b->env, MDB_RDONLY);
-    *hits = lm_lookups(txn, b->dbi, keys, b->ops, sum);
-    mdb_txn_abort(txn);
-    return (bench_now() - t0) / (double)b->ops * 1e9;
-}
-
 /* `lookups` dependent lookups in one read txn, the first of member 0, each
- * next key the session_id of the record just copied; returns how many of
- * sum of joined_at % 1000 of the members found (check_dep: of the first
- * 10000). */
-static uint64_t lm_follow(struct lm *b, MDB_txn *txn, uint64_t lookups) {
+ * next key the session_id of the record just copied; returns the sum of
+ * joined_at % 1000 of the members found. */
+static uint64_t lm_follow(void *ctx, uint64_t lookups) {
+    struct lm *b = ctx;
+    MDB_txn *txn = lm_begin(b->env, MDB_RDONLY);
     uint64_t user_id = bench_uid(0), active = 0;
     for (uint64_t s = 0; s < lookups; s++) {
         struct key16 k = key_of(user_id);
@@ -299,20 +273,6 @@ static uint64_t lm_follow(struct lm *b, MDB_txn *txn, uint64_t lookups) {
         active += (uint64_t)copied_out.joined_at % 1000;
         user_id = copied_out.session_id;
     }
-    return active;
-}
-
-static double lm_dep_round(struct lm *b) {
-    double t0 = bench_now();
-    MDB_txn *txn = lm_begin(b->env, MDB_RDONLY);
-    lm_follow(b, txn, b->ops);
-    mdb_txn_abort(txn);
-    return (bench_now() - t0) / (double)b->ops * 1e9;
-}
-
-static uint64_t lm_dep_check(struct lm *b) {
-    MDB_txn *txn = lm_begin(b->env, MDB_RDONLY);
-    uint64_t active = lm_follow(b, txn, DEP_CHECK_LOOKUPS);
     mdb_txn_abort(txn);
     return active;
 }
@@ -320,7 +280,8 @@ static uint64_t lm_dep_check(struct lm *b) {
 /* ---- forked readers ---- */
 
 /* In the child, before the clock: the parent's environment must not be used
- * across fork, so open another on the same files, read-only. */
+ * across fork, so open another on the same files, read-only, and begin the
+ * read txn the reader's passes use. */
 static void lm_reader_open(void *ctx, int which) {
     struct lm *b = ctx;
     (void)which;
@@ -331,21 +292,10 @@ static void lm_reader_open(void *ctx, int which) {
     lm_check(mdb_dbi_open(b->reader, NULL, 0, &b->dbi), "mdb_dbi_open (reader)");
 }
 
-/* Reader `which` looks up its half of the keys (as every driver does). */
-static uint64_t lm_reader_run(void *ctx, int which) {
+/* The readers exited inside their read txns: free their reader slots, which
+ * would otherwise pin old pages and grow the file under writes. */
+static void lm_readers_done(void *ctx) {
     struct lm *b = ctx;
-    uint64_t half = b->ops / 2, sum;
-    uint64_t hits = lm_lookups(b->reader, b->dbi, b->hit + (uint64_t)which * half,
-                               half, &sum);
-    if (hits != half || sum != b->half_sum[which])
-        bench_die("a reader process read wrong records");
-    return half;
-}
-
-static void lm_readers(struct lm *b) {
-    bench_readers(lm_reader_open, lm_reader_run, b);
-    /* The readers exited inside their read txns; free their reader slots,
-     * which would otherwise pin old pages and grow the file under writes. */
     int dead;
     lm_check(mdb_reader_check(b->env, &dead), "mdb_reader_check");
 }
@@ -390,9 +340,9 @@ static void walk_close(struct walk *w) {
 #define FIELD(v, name, out) \
     memcpy(&(out), (v) + offsetof(struct bench_member, name), sizeof(out))
 
-static uint64_t lm_fanout(void *ctx) {
+static uint64_t lm_fanout(void *ctx, struct bench_out *o) {
     struct lm *b = ctx;
-    uint64_t fill[BENCH_WORKERS] = {0}, got = 0;
+    uint64_t got = 0;
     struct walk w;
     walk_open(b, &w);
     for (const unsigned char *v; (v = walk_next(&w));) {
@@ -401,9 +351,7 @@ static uint64_t lm_fanout(void *ctx) {
         if (!(flags & BENCH_ACTIVE))
             continue;
         FIELD(v, worker, worker);
-        if (worker >= BENCH_WORKERS || fill[worker] == b->fan_cap)
-            bench_die("fanout: a worker out of range");
-        struct recipient *r = &b->fan[worker * b->fan_cap + fill[worker]++];
+        struct bench_recipient *r = bench_fan_room(o, worker, 1);
         FIELD(v, user_id, r->user_id);
         FIELD(v, session_id, r->session_id);
         got++;
@@ -412,23 +360,20 @@ static uint64_t lm_fanout(void *ctx) {
     return got;
 }
 
-static uint64_t lm_role(void *ctx) {
+static uint64_t lm_role(void *ctx, struct bench_out *o) {
     struct lm *b = ctx;
-    uint64_t got = 0;
     struct walk w;
     walk_open(b, &w);
     for (const unsigned char *v; (v = walk_next(&w));) {
-        uint64_t roles0;
+        uint64_t roles0, user_id;
         FIELD(v, roles[0], roles0);
         if (roles0 & (1ull << BENCH_ROLE)) {
-            if (got == b->n)
-                bench_die("role: more members than loaded");
-            FIELD(v, user_id, b->role_out[got]);
-            got++;
+            FIELD(v, user_id, user_id);
+            bench_role_add(o, user_id);
         }
     }
     walk_close(&w);
-    return got;
+    return o->nrole;
 }
 
 static uint64_t lm_count(void *ctx) {
@@ -447,9 +392,8 @@ static uint64_t lm_count(void *ctx) {
 
 /* ---- writes: one write txn per operation, committed when it returns ---- */
 
-/* One round of w's flips: M flips/s. */
-static double lm_flips(struct lm *b, const struct bench_writes *w) {
-    double t0 = bench_now();
+static void lm_flips(void *ctx, const struct bench_writes *w) {
+    struct lm *b = ctx;
     for (uint64_t k = 0; k < w->flips; k++) {
         struct key16 k16 = key_of(w->flip_uid[k]);
         MDB_txn *txn = lm_begin(b->env, 0);
@@ -462,13 +406,11 @@ static double lm_flips(struct lm *b, const struct bench_writes *w) {
         lm_check(mdb_put(txn, b->dbi, &key, &val, 0), "mdb_put (flip)");
         lm_check(mdb_txn_commit(txn), "mdb_txn_commit (flip)");
     }
-    return (double)w->flips / (bench_now() - t0) / 1e6;
 }
 
-/* One round of w's churn pairs (delete the member, insert it again, in one
- * write txn): M pairs/s. */
-static double lm_churn(struct lm *b, const struct bench_writes *w) {
-    double t0 = bench_now();
+/* w's churn pairs: delete the member, insert it again, in one write txn. */
+static void lm_churn(void *ctx, const struct bench_writes *w) {
+    struct lm *b = ctx;
     for (uint64_t k = 0; k < w->churns; k++) {
         struct key16 k16 = key_of(w->churn[k].user_id);
         MDB_txn *txn = lm_begin(b->env, 0);
@@ -479,82 +421,18 @@ static double lm_churn(struct lm *b, const struct bench_writes *w) {
                  "mdb_put (churn)");
         lm_check(mdb_txn_commit(txn), "mdb_txn_commit (churn)");
     }
-    return (double)w->churns / (bench_now() - t0) / 1e6;
 }
 
-/* ---- the run ---- */
-
-static void run_lookups(struct lm *b, struct bench_checks *c) {
-    double t[ROUNDS];
-    uint64_t hits, sum;
-    for (int r = 0; r < ROUNDS; r++) {
-        t[r] = lm_round(b, b->hit, &hits, &sum);
-        if (hits != b->ops || sum != b->hit_sum)
-            bench_die("lookups returned wrong records");
-        c->hits = hits;
-    }
-    bench_emit("lookup_ns", bench_median(t, ROUNDS));
-    for (int r = 0; r < ROUNDS; r++)
-        t[r] = lm_dep_round(b);
-    bench_emit("lookup_dep_ns", bench_median(t, ROUNDS));
-    c->dep = lm_dep_check(b);
-    for (int r = 0; r < ROUNDS; r++) {
-        t[r] = lm_round(b, b->miss, &hits, &sum);
-        c->misses = hits;
-    }
-    bench_emit("miss_ns", bench_median(t, ROUNDS));
-    lm_readers(b);
-}
-
-static void run_scans(struct lm *b, struct bench_checks *c) {
-    b->fan_cap = (b->n + BENCH_WORKERS - 1) / BENCH_WORKERS;
-    b->fan = bench_alloc(BENCH_WORKERS * b->fan_cap * sizeof *b->fan);
-    b->role_out = bench_alloc(b->n * sizeof *b->role_out);
-    bench_emit("fanout_ms", bench_scan_ms(lm_fanout, b, &c->active));
-    bench_emit("role_ms", bench_scan_ms(lm_role, b, &c->role));
-    bench_emit("count_ms", bench_scan_ms(lm_count, b, &c->count));
-    free(b->fan);
-    free(b->role_out);
-}
-
-static void run_writes(struct lm *b) {
-    struct bench_writes *w =
-        bench_writes_make(b->ops < FLIP_MAX ? b->ops : FLIP_MAX, b->n);
-    double t[ROUNDS];
-    for (int r = 0; r < ROUNDS; r++)
-        t[r] = lm_flips(b, w);
-    bench_emit("flip_mps", bench_median(t, ROUNDS));
-    for (int r = 0; r < ROUNDS; r++)
-        t[r] = lm_churn(b, w);
-    if (lm_entries(b) != b->n)
-        bench_die("churn changed the member count");
-    bench_emit("churn_mps", bench_median(t, ROUNDS));
-    bench_writes_free(w);
-}
+static const struct bench_ops lm_ops = {
+    .load = lm_load, .bytes_member = lm_bytes_member, .keys = lm_keys,
+    .lookups = lm_lookups, .follow = lm_follow, .reader_open = lm_reader_open,
+    .readers_done = lm_readers_done, .fanout = lm_fanout, .role = lm_role,
+    .count = lm_count, .flips = lm_flips, .churn = lm_churn,
+    .members = lm_entries, .max_writes = FLIP_MAX};
 
 int main(int argc, char **argv) {
-    struct lm b = {.n = bench_args(argc, argv, "lmdb")};
-    b.a = bench_lcg_a(b.n);
-    b.ops = bench_ops(LOOKUPS_DEFAULT);
-    if (b.ops == 0)
-        bench_die("BENCH_OPS must be positive");
-    struct bench_checks c = {0};
-
-    double rss0 = bench_rss();
-    lm_open(&b);
-    bench_emit("load_mps", lm_load(&b));
-    double rss1 = bench_rss();
-    bench_emit("bytes_member", lm_bytes_member(&b));
-    bench_emit("rss_member", (rss1 - rss0) / (double)b.n);
-
-    lm_keys(&b);
-    run_lookups(&b, &c);
-    run_scans(&b, &c);
-    run_writes(&b);
-    bench_emit_checks(&c, b.ops);
-
-    free(b.hit);
-    free(b.miss);
+    struct lm b = {0};
+    bench_drive(argc, argv, "lmdb", &lm_ops, &b);
     mdb_env_close(b.env);
     return 0;
 }

@@ -9,19 +9,17 @@
  *
  * Usage: plain N   (prints JSON lines; see README.md)
  */
-#include "readers.h"
+#include "drive.h"
 
 #include <sys/mman.h>
 
 struct table {
     struct bench_member *slot; /* user_id 0: empty (no member has id 0) */
-    uint64_t mask;
+    uint64_t mask, n;
     int shift;
 };
 
 static struct table T;
-static uint64_t *lookup_keys, *miss_keys;
-static uint64_t L;
 
 static inline uint64_t home(uint64_t uid) {
     return (uid * 0x9e3779b97f4a7c15ull) >> T.shift;
@@ -67,60 +65,56 @@ static void del(uint64_t uid) {
 /* Where lookups copy records to: memory the compiler must keep writing. */
 static struct bench_member copied_out[64];
 
-static uint64_t lookups(const uint64_t *keys, uint64_t count, uint64_t *hits) {
-    uint64_t sum = 0, h = 0;
+static uint64_t lookups(void *ctx, const void *keys, uint64_t from,
+                        uint64_t count, uint64_t *sum) {
+    (void)ctx;
+    const uint64_t *key = (const uint64_t *)keys + from;
+    uint64_t s = 0, h = 0;
     for (uint64_t k = 0; k < count; k++) {
-        const struct bench_member *s = find(keys[k]);
-        if (s) {
-            copied_out[k & 63] = *s; /* the whole record, as engines copy */
-            sum += copied_out[k & 63].session_id;
+        const struct bench_member *m = find(key[k]);
+        if (m) {
+            copied_out[k & 63] = *m; /* the whole record, as engines copy */
+            s += (uint64_t)copied_out[k & 63].joined_at;
             h++;
         }
     }
-    *hits = h;
+    *sum = s;
+    return h;
+}
+
+static uint64_t follow(void *ctx, uint64_t count) {
+    (void)ctx;
+    uint64_t uid = bench_uid(0), sum = 0;
+    for (uint64_t k = 0; k < count; k++) {
+        const struct bench_member *m = find(uid);
+        if (!m)
+            bench_die("a dependent lookup missed");
+        sum += (uint64_t)m->joined_at % 1000;
+        uid = m->session_id;
+    }
     return sum;
 }
 
-static uint64_t proc_lookups(void *ctx, int which) {
+static uint64_t scan_fanout(void *ctx, struct bench_out *o) {
     (void)ctx;
-    uint64_t hits;
-    volatile uint64_t sink = lookups(lookup_keys + (which ? L / 2 : 0),
-                                     L / 2, &hits);
-    (void)sink;
-    return L / 2;
-}
-
-struct route {
-    uint64_t *rec[BENCH_WORKERS]; /* (user_id, session_id) per worker */
-    uint64_t len[BENCH_WORKERS];
-    uint64_t *ids;
-};
-
-static uint64_t scan_fanout(void *ctx) {
-    struct route *r = ctx;
     uint64_t total = 0;
-    for (unsigned w = 0; w < BENCH_WORKERS; w++)
-        r->len[w] = 0;
     for (uint64_t i = 0; i <= T.mask; i++) {
         const struct bench_member *s = &T.slot[i];
         if (s->user_id && (s->flags & BENCH_ACTIVE)) {
-            uint32_t w = s->worker % BENCH_WORKERS;
-            uint64_t *o = r->rec[w] + 2 * r->len[w]++;
-            o[0] = s->user_id;
-            o[1] = s->session_id;
+            *bench_fan_room(o, s->worker, 1) =
+                (struct bench_recipient){s->user_id, s->session_id};
             total++;
         }
     }
     return total;
 }
 
-static uint64_t scan_role(void *ctx) {
-    struct route *r = ctx;
-    uint64_t k = 0;
+static uint64_t scan_role(void *ctx, struct bench_out *o) {
+    (void)ctx;
     for (uint64_t i = 0; i <= T.mask; i++)
         if (T.slot[i].user_id && (T.slot[i].roles[0] & (1ull << BENCH_ROLE)))
-            r->ids[k++] = T.slot[i].user_id;
-    return k;
+            bench_role_add(o, T.slot[i].user_id);
+    return o->nrole;
 }
 
 static uint64_t scan_count(void *ctx) {
@@ -131,20 +125,28 @@ static uint64_t scan_count(void *ctx) {
     return k;
 }
 
-int main(int argc, char **argv) {
-    uint64_t n = bench_args(argc, argv, "plain"), a = bench_lcg_a(n);
+static uint64_t members(void *ctx) {
+    (void)ctx;
+    uint64_t k = 0;
+    for (uint64_t i = 0; i <= T.mask; i++)
+        k += T.slot[i].user_id != 0;
+    return k;
+}
+
+static double load(void *ctx, uint64_t n, uint64_t a) {
+    (void)ctx;
     uint64_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
     T.mask = cap - 1;
     T.shift = 64 - __builtin_ctzll(cap);
-    double rss0 = bench_rss();
     /* shared memory, as guildtab's (tmpfs pages, no transparent huge pages) */
     void *p = mmap(NULL, cap * sizeof *T.slot, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         bench_die("mmap");
     T.slot = p;
+    T.n = n;
 
     double t0 = bench_now();
     for (uint64_t i = 0; i < n; i++) {
@@ -154,82 +156,36 @@ int main(int argc, char **argv) {
             bench_die("a user id is 0");
         put(&m);
     }
-    bench_emit("load_mps", (double)n / (bench_now() - t0) / 1e6);
-    bench_emit("bytes_member", (double)(cap * sizeof *T.slot) / (double)n);
-    bench_emit("rss_member", (bench_rss() - rss0) / (double)n);
+    return (double)n / (bench_now() - t0) / 1e6;
+}
 
-    L = bench_ops(2000000);
-    lookup_keys = bench_keys(L, n, false);
-    miss_keys = bench_keys(L, n, true);
-    bench_emit("ops_lookup", (double)L);
-    double v[3];
-    uint64_t hits = 0;
-    volatile uint64_t sink;
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        sink = lookups(lookup_keys, L, &hits);
-        v[r] = (bench_now() - s) / (double)L * 1e9;
+static double bytes_member(void *ctx) {
+    (void)ctx;
+    return (double)((T.mask + 1) * sizeof *T.slot) / (double)T.n;
+}
+
+static void flips(void *ctx, const struct bench_writes *w) {
+    (void)ctx;
+    for (uint64_t k = 0; k < w->flips; k++) {
+        struct bench_member *m = (struct bench_member *)find(w->flip_uid[k]);
+        m->flags = w->flip_flags[k];
     }
-    bench_emit("lookup_ns", bench_median(v, 3));
-    bench_emit("check_hits", (double)hits);
+}
 
-    uint64_t act = 0;
-    for (int r = 0; r < 3; r++) {
-        uint64_t uid = bench_uid(0);
-        double s = bench_now();
-        for (uint64_t k = 0; k < L; k++) {
-            const struct bench_member *m = find(uid);
-            if (k < 10000)
-                act += (uint64_t)m->joined_at % 1000;
-            uid = m->session_id;
-        }
-        v[r] = (bench_now() - s) / (double)L * 1e9;
+static void churn(void *ctx, const struct bench_writes *w) {
+    (void)ctx;
+    for (uint64_t k = 0; k < w->churns; k++) {
+        del(w->churn[k].user_id);
+        put(&w->churn[k]);
     }
-    bench_emit("lookup_dep_ns", bench_median(v, 3));
-    bench_emit("check_dep", (double)(act / 3));
+}
 
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        sink = lookups(miss_keys, L, &hits);
-        v[r] = (bench_now() - s) / (double)L * 1e9;
-    }
-    (void)sink;
-    bench_emit("miss_ns", bench_median(v, 3));
-    bench_emit("check_misses", (double)hits);
+static const struct bench_ops plain_ops = {
+    .load = load, .bytes_member = bytes_member, .lookups = lookups,
+    .follow = follow, .fanout = scan_fanout, .role = scan_role,
+    .count = scan_count, .flips = flips, .churn = churn, .members = members};
 
-    bench_readers(NULL, proc_lookups, NULL);
-
-    struct route rt;
-    for (unsigned w = 0; w < BENCH_WORKERS; w++)
-        rt.rec[w] = bench_alloc((n / BENCH_WORKERS + 1) * 16);
-    rt.ids = bench_alloc(n * 8);
-    uint64_t got;
-    bench_emit("fanout_ms", bench_scan_ms(scan_fanout, &rt, &got));
-    bench_emit("check_active", (double)got);
-    bench_emit("role_ms", bench_scan_ms(scan_role, &rt, &got));
-    bench_emit("check_role", (double)got);
-    bench_emit("count_ms", bench_scan_ms(scan_count, &rt, &got));
-    bench_emit("check_count", (double)got);
-
-    struct bench_writes *wr = bench_writes_make(L, n);
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        for (uint64_t k = 0; k < wr->flips; k++) {
-            struct bench_member *m = (struct bench_member *)find(wr->flip_uid[k]);
-            m->flags = wr->flip_flags[k];
-        }
-        v[r] = (double)wr->flips / (bench_now() - s) / 1e6;
-    }
-    bench_emit("flip_mps", bench_median(v, 3));
-
-    for (int r = 0; r < 3; r++) {
-        double s = bench_now();
-        for (uint64_t k = 0; k < wr->churns; k++) {
-            del(wr->churn[k].user_id);
-            put(&wr->churn[k]);
-        }
-        v[r] = (double)wr->churns / (bench_now() - s) / 1e6;
-    }
-    bench_emit("churn_mps", bench_median(v, 3));
+int main(int argc, char **argv) {
+    bench_drive(argc, argv, "plain", &plain_ops, NULL); /* T is the table */
     return 0;
 }

@@ -129,8 +129,9 @@ class Goals(unittest.TestCase):
             find(G, "1M: lookup >= 10x faster than lmdb")["measured"],
             500.0 / 40.0)
         scaling = find(G, "1M: 2-process scaling")
-        self.assertAlmostEqual(scaling["target"], 0.9 * 2.0)
-        self.assertIn("(2.00)", scaling["goal"])
+        self.assertAlmostEqual(scaling["measured"], 1.9 / 2.0)
+        self.assertAlmostEqual(scaling["target"], 0.9)
+        self.assertIn("(plain's: 2.00)", scaling["goal"])
         # the worst 10M figure, each the way round that makes > 1 worse:
         # costs guildtab / plain, rates plain / guildtab
         worst = find(G, "10M: every per-op figure")
@@ -143,6 +144,33 @@ class Goals(unittest.TestCase):
         grow = find(G, "fanout grows linearly")
         self.assertAlmostEqual(grow["measured"], 4.4 / 0.4 / 10)
         self.assertIn("(plain's scan: %.2f)" % (60.0 / 7.0 / 10), grow["goal"])
+
+    def test_ratios_to_plain_and_floor_pair_runs(self):
+        # runs in order: guildtab's k-th run over plain's (or the floor's)
+        # k-th, the median of those ratios; each differs from the ratio of
+        # the figures in R (40/35, 30/35, 140/100, 1.9/2.0)
+        runs = {M: {"guildtab": {"lookup_ns": [40.0, 80.0, 30.0],
+                                 "lookup_many_ns": [20.0, 60.0, 30.0],
+                                 "lookup_dep_ns": [140.0, 300.0, 150.0],
+                                 "lookup_scaling": [1.9, 1.2, 1.6]},
+                    "plain": {"lookup_ns": [35.0, 50.0, 20.0],
+                              "lookup_scaling": [2.0, 1.5, 1.9]},
+                    "floor": {"lookup_dep_ns": [100.0, 200.0, 100.0]}}}
+        G = {g["goal"]: g for g in self.rep.goals(figures(), runs)}
+        self.assertAlmostEqual(find(G, "1M: lookup within")["measured"],
+                               30.0 / 20.0)
+        self.assertAlmostEqual(
+            find(G, "1M: lookup, gt_lookup_many, within")["measured"],
+            60.0 / 50.0)
+        self.assertAlmostEqual(find(G, "1M: dependent lookup")["measured"],
+                               1.5)
+        self.assertAlmostEqual(find(G, "1M: 2-process scaling")["measured"],
+                               1.6 / 1.9)
+        # unequal numbers of runs: the ratio of the figures in R
+        runs[M]["plain"]["lookup_ns"].pop()
+        G = {g["goal"]: g for g in self.rep.goals(figures(), runs)}
+        self.assertAlmostEqual(find(G, "1M: lookup within")["measured"],
+                               40.0 / 35.0)
 
     def test_missing_figures_are_na(self):
         G = verdicts(self.rep, figures(**{"1M lmdb lookup_ns": None,
@@ -226,6 +254,18 @@ class Run(unittest.TestCase):
         p, _, _ = self.run_report(lines)
         self.assertEqual(p.returncode, 1)
         self.assertIn("check_hits = 999, expected 1000", p.stderr)
+
+    def test_goals_pair_the_runs_in_the_file(self):
+        lines = [line("guildtab", M, "lookup_ns", v) for v in (40, 80, 30)]
+        lines += [line("plain", M, "lookup_ns", v) for v in (35, 50, 20)]
+        p, js, md = self.run_report(lines)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        goal = [g for g in js["goals"]
+                if g["goal"] == "1M: lookup within 1.25x of plain"]
+        self.assertEqual(len(goal), 1)
+        self.assertAlmostEqual(goal[0]["measured"], 30.0 / 20.0)
+        self.assertIn("the median of the run-by-run ratios", p.stdout)
+        self.assertIn("the median of the run-by-run ratios", md)
 
     def test_verdicts_printed(self):
         lines = []

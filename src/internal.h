@@ -562,11 +562,55 @@ static inline bool gt_log_holds(const struct gt_log_ent *e, uint64_t off,
 }
 int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
                   int seq_rel) GT_INTERNAL;
+/* Orders the stores around it in the instruction stream, which is what a
+ * SIGKILL observes (see lock.c). */
+static inline void gt_sig_fence(void) {
+    atomic_signal_fence(memory_order_seq_cst);
+}
+/* The filter bit of a range at off (see struct gt_log). */
+static inline uint64_t gt_log_seen_bit(uint64_t off) {
+    return 1ull << (((off >> 3) * 0x9e3779b97f4a7c15ull) >> 58);
+}
+/* Append the old bytes of [p, p + len), at off, as the log's next entry,
+ * and publish it; seq_rel as gt__log_bytes, bit the range's filter bit. */
+static inline int gt_log_append(struct gt_log *log, uint64_t off,
+                                const void *p, uint32_t len, int seq_rel,
+                                uint64_t bit) {
+    uint32_t n = LOAD(&log->n, relaxed);
+    if (n >= log->ent_cap || log->data_used + len > log->data_cap) {
+        /* An operation larger than its log: a bug. The section must not
+         * commit half done: gt__gunlock rolls a failed section back. */
+        STORE(&log->state, GT_LOG_FAILED, relaxed);
+        return GT_EFULL;
+    }
+    struct gt_log_ent *e = &log->ent[n];
+    e->off = off;
+    e->len = len;
+    e->kind = GT_LOG_BYTES;
+    e->flags = seq_rel >= 0 ? GT_LOG_SEQ : 0;
+    e->seq_rel = seq_rel >= 0 ? (uint32_t)seq_rel : 0;
+    e->data = log->data_used;
+    memcpy(gt_log_data(log) + log->data_used, p, len);
+    log->data_used += (len + 7u) & ~7u;
+    if (log->data_used > log->data_cap)
+        log->data_used = log->data_cap;
+    log->seen |= bit;
+    gt_sig_fence();
+    /* release: who sees the entry sees which guild the log is for */
+    STORE(&log->n, n + 1, release);
+    gt_sig_fence();
+    return 0;
+}
 /* gt__log_bytes for a range the caller knows the log does not hold yet
  * (in this section): no search for it. A range logged twice all the same
- * costs only room: a rollback restores the oldest copy last. */
-int gt__log_new(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
-                int seq_rel) GT_INTERNAL;
+ * costs only room: a rollback restores the oldest copy last. Inline, so
+ * that a length known to the caller makes the copy a few moves: every
+ * write logs its record and an insert its control byte this way. */
+static inline int gt_log_new(gt_table *t, struct gt_log *log, const void *p,
+                             uint32_t len, int seq_rel) {
+    uint64_t off = gt_off(t, p);
+    return gt_log_append(log, off, p, len, seq_rel, gt_log_seen_bit(off));
+}
 /* Log the guild's counters line, which most writes change: found in the
  * log by the entry it took last time, with no search. */
 static inline int gt__log_counters(struct gt_wr *w) {

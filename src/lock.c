@@ -41,12 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void sig_fence(void) {
-    /* orders the stores around it in the instruction stream, which is what a
-     * SIGKILL observes (see the header comment) */
-    atomic_signal_fence(memory_order_seq_cst);
-}
-
 struct gt_log *gt__glog(gt_table *t) {
     return (struct gt_log *)gt_at(t, t->seg->g.glog_off);
 }
@@ -72,56 +66,16 @@ static void shared_copy(void *dst, const void *src, uint32_t len) {
     }
 }
 
-/* Log the old bytes of [p, p + len), with seq_rel as gt__log_bytes. */
-static int log_append(struct gt_log *log, uint64_t off, const void *p,
-                      uint32_t len, int seq_rel, uint64_t bit) {
-    uint32_t n = LOAD(&log->n, relaxed);
-    if (n >= log->ent_cap || log->data_used + len > log->data_cap) {
-        /* An operation larger than its log: a bug. The section must not
-         * commit half done: gt__gunlock rolls a failed section back. */
-        STORE(&log->state, GT_LOG_FAILED, relaxed);
-        return GT_EFULL;
-    }
-    struct gt_log_ent *e = &log->ent[n];
-    e->off = off;
-    e->len = len;
-    e->kind = GT_LOG_BYTES;
-    e->flags = seq_rel >= 0 ? GT_LOG_SEQ : 0;
-    e->seq_rel = seq_rel >= 0 ? (uint32_t)seq_rel : 0;
-    e->data = log->data_used;
-    memcpy(gt_log_data(log) + log->data_used, p, len);
-    log->data_used += (len + 7u) & ~7u;
-    if (log->data_used > log->data_cap)
-        log->data_used = log->data_cap;
-    log->seen |= bit;
-    sig_fence();
-    /* release: who sees the entry sees which guild the log is for */
-    STORE(&log->n, n + 1, release);
-    sig_fence();
-    return 0;
-}
-
-/* The filter bit of a range at off (see struct gt_log). */
-static uint64_t seen_bit(uint64_t off) {
-    return 1ull << (((off >> 3) * 0x9e3779b97f4a7c15ull) >> 58);
-}
-
 int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
                   int seq_rel) {
-    uint64_t off = gt_off(t, p), bit = seen_bit(off);
+    uint64_t off = gt_off(t, p), bit = gt_log_seen_bit(off);
     uint32_t n = LOAD(&log->n, relaxed);
     /* One entry per range and section is enough: the oldest bytes win. The
      * filter spares most new ranges the search (a batch logs dozens). */
     for (uint32_t i = 0; (log->seen & bit) && i < n; i++)
         if (gt_log_holds(&log->ent[i], off, len))
             return 0;
-    return log_append(log, off, p, len, seq_rel, bit);
-}
-
-int gt__log_new(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
-                int seq_rel) {
-    uint64_t off = gt_off(t, p);
-    return log_append(log, off, p, len, seq_rel, seen_bit(off));
+    return gt_log_append(log, off, p, len, seq_rel, bit);
 }
 
 int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
@@ -136,10 +90,10 @@ int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
     e->flags = flags;
     e->seq_rel = 0;
     e->data = (uint32_t)delta;
-    sig_fence();
+    gt_sig_fence();
     /* release: who sees the entry sees which guild the log is for */
     STORE(&log->n, n + 1, release);
-    sig_fence();
+    gt_sig_fence();
     return 0;
 }
 
@@ -154,12 +108,12 @@ int gt__log_retire(struct gt_wr *w, uint64_t off, uint64_t bytes) {
 }
 
 static void log_clear(struct gt_log *log) {
-    sig_fence();
+    gt_sig_fence();
     STORE(&log->n, 0, relaxed);
     STORE(&log->state, GT_LOG_OPEN, relaxed);
     log->data_used = 0;
     log->seen = 0;
-    sig_fence();
+    gt_sig_fence();
 }
 
 static void restore_bytes(gt_table *t, struct gt_log *log,
@@ -231,9 +185,9 @@ void gt__log_seal(gt_table *t, struct gt_log *log) {
 static int mark_done(gt_table *t, struct gt_log_ent *e) {
     int r = gt__log_bytes(t, gt__glog(t), &e->flags, sizeof e->flags, -1);
     if (r == 0) {
-        sig_fence();
+        gt_sig_fence();
         e->flags |= GT_LOG_DONE;
-        sig_fence();
+        gt_sig_fence();
     }
     return r;
 }
@@ -490,7 +444,7 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
     struct gt_log *log = &gt_slot_at(t, si)->log;
     STORE(&g->writer_pid, gt__pid(), relaxed);
     STORE(&g->log_slot, si, relaxed);
-    sig_fence();
+    gt_sig_fence();
     STORE(&log->guild, gt_guild_index(t, g) + 1, relaxed);
     log_clear(log);
     w->t = t;
@@ -539,9 +493,9 @@ static void guild_unlock(struct gt_wr *w) {
  * post-commit actions' error, if any: the write is done all the same, and
  * its log is left for a later recovery to roll forward. */
 static int wr_finish(struct gt_wr *w) {
-    sig_fence();
+    gt_sig_fence();
     STORE(&w->log->state, GT_LOG_COMMITTED, relaxed);
-    sig_fence();
+    gt_sig_fence();
     GT_HOOK("commit");
     gt__log_seal(w->t, w->log); /* the write becomes visible, whole */
     GT_HOOK("sealed");

@@ -201,8 +201,11 @@ static int rec_write(struct gt_wr *w, struct gt_rec *r, const uint64_t nw[8],
      * began is free again after its rollback, whatever later writes put
      * there; a delete is the last write of its section to its record. */
     if (!(LOAD(&r->seq, relaxed) & 1u)) {
-        int e = gt__log_new(t, w->log, r, rec_logged(t, r, meta),
-                            (int)offsetof(struct gt_rec, seq));
+        /* the common head apart: its length known, the copy is one move */
+        uint32_t len = rec_logged(t, r, meta);
+        int seq = (int)offsetof(struct gt_rec, seq);
+        int e = len == REC_HEAD ? gt_log_new(t, w->log, r, REC_HEAD, seq)
+                                : gt_log_new(t, w->log, r, len, seq);
         if (e)
             return e;
     }
@@ -281,7 +284,7 @@ static int put_new(struct gt_wr *w, struct gt_view *v, uint64_t h,
     /* the slot was free: its control byte is not in the log yet (no write
      * frees a slot and fills it again in one section) */
     if ((r = rec_write(w, rec, nw, true, payload, GT_REC_LIVE | idx)) ||
-        (r = gt__log_new(w->t, w->log, ctrl, 1, -1)))
+        (r = gt_log_new(w->t, w->log, ctrl, 1, -1)))
         return r;
     GT_HOOK("insert_ctrl");
     /* pairs with the acquire fence after a reader's control group load */

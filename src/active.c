@@ -45,7 +45,7 @@ static int act_make(struct gt_wr *w, uint32_t nchunks, struct gt_act **out,
                     uint64_t *off) {
     gt_table *t = w->t;
     uint64_t bytes = gt__act_bytes(nchunks);
-    int r = gt__alloc(t, w->log, bytes, off, !w->optional);
+    int r = gt__alloc(w, bytes, off, !w->optional);
     if (r)
         return r;
     struct gt_act *a = gt_at(t, *off);

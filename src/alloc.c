@@ -295,8 +295,10 @@ static uint32_t units_of(uint64_t bytes) {
     return (uint32_t)((bytes + 63) >> 6);
 }
 
-static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
-                      uint64_t *off, bool evict) {
+static int alloc_once(struct gt_wr *w, uint64_t bytes, uint64_t *off,
+                      bool evict) {
+    gt_table *t = w->t;
+    struct gt_log *owner = w->log;
     uint32_t order = order_for(bytes);
     if (order > t->seg->g.top_order)
         return GT_EFULL;
@@ -325,8 +327,7 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
         r = gt__log_bytes(t, gt__glog(t), &owner->n, 4, -1);
     }
     if (r == 0)
-        r = gt__log_action(owner, GT_LOG_ALLOC, 0, s->g.heap_off + h, order,
-                           0);
+        r = gt__wr_action(w, GT_LOG_ALLOC, 0, s->g.heap_off + h, order, 0);
     if (r == 0) {
         owner->ent[LOAD(&owner->n, relaxed) - 1].seq_rel = units_of(bytes);
         STORE(&s->heap_used,
@@ -356,11 +357,11 @@ static int alloc_once(gt_table *t, struct gt_log *owner, uint64_t bytes,
  * it reports GT_EFULL. */
 #define ALLOC_WAIT_NS (1000ull * 1000 * 1000)
 
-int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
-              uint64_t *off, bool wait) {
-    int r = alloc_once(t, owner, bytes, off, false);
+int gt__alloc(struct gt_wr *w, uint64_t bytes, uint64_t *off, bool wait) {
+    gt_table *t = w->t;
+    int r = alloc_once(w, bytes, off, false);
     if (r == GT_EFULL && gt__sweep(t, false) > 0)
-        r = alloc_once(t, owner, bytes, off, false); /* a dead writer's */
+        r = alloc_once(w, bytes, off, false); /* a dead writer's */
     uint64_t start = 0;
     while (wait && r == GT_EFULL && LOAD(&t->seg->retired_n, relaxed) != 0) {
         uint64_t now = gt__now_ns();
@@ -370,7 +371,7 @@ int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
             break;
         struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
-        r = alloc_once(t, owner, bytes, off, true); /* stalled scans go */
+        r = alloc_once(w, bytes, off, true); /* stalled scans go */
     }
     return r;
 }

@@ -456,9 +456,9 @@ int gt__guild_drop(struct gt_wr *w) {
                            offsetof(struct gt_guild, vseq))) ||
         (so && (r = gt__log_retire(w, so, LOAD(&g->store_bytes, relaxed)))) ||
         (ao && (r = gt__log_retire(w, ao, LOAD(&g->act_bytes, relaxed)))) ||
-        (members && (r = gt__log_action(w->log, GT_LOG_COUNT, 0, 0, 0,
-                                        -(int32_t)members))) ||
-        (r = gt__log_action(w->log, GT_LOG_UNDIR, 0, 0, w->gidx, 0)))
+        (members && (r = gt__wr_action(w, GT_LOG_COUNT, 0, 0, 0,
+                                       -(int32_t)members))) ||
+        (r = gt__wr_action(w, GT_LOG_UNDIR, 0, 0, w->gidx, 0)))
         return r;
     GT_HOOK("guild_drop");
     gt_seq_begin(&g->vseq);

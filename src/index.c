@@ -103,7 +103,7 @@ int gt__store_make(struct gt_wr *w, uint64_t members, uint64_t *off,
     gt_table *t = w->t;
     uint32_t c = gt__cap_for(members);
     uint64_t bytes = gt__store_bytes(c, t->seg->g.stride);
-    int r = gt__alloc(t, w->log, bytes, off, !w->optional);
+    int r = gt__alloc(w, bytes, off, !w->optional);
     if (r)
         return r;
     struct gt_store *st = gt_at(t, *off);

@@ -533,7 +533,13 @@ struct gt_wr {
                               (gt__log_counters checks it still does) */
     bool optional; /* a rebuild that may give up (a shrink): its memory
                       neither waits for scans nor evicts them (gt__alloc) */
+    uint32_t acts; /* GT_WR_*: what the section logged that its commit must
+                      act on. Only gt__wr_action logs actions, and notes
+                      them here first, so a commit with none skips the
+                      scans of its log for them. */
 };
+#define GT_WR_ACTS 1u /* actions a commit runs: RETIRE, UNDIR, a post count */
+#define GT_WR_SETS 2u /* stores deferred to the commit (GT_LOG_SET) */
 int gt__glock(gt_table *t) GT_INTERNAL;
 int gt__gunlock(gt_table *t) GT_INTERNAL;
 struct gt_log *gt__glog(gt_table *t) GT_INTERNAL;
@@ -624,8 +630,10 @@ static inline int gt__log_counters(struct gt_wr *w) {
     w->counters_ent = n;
     return gt__log_bytes(w->t, w->log, &w->g->members, GT_LINE, -1);
 }
-int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
-                   uint64_t off, uint32_t len, int32_t delta) GT_INTERNAL;
+/* Log an action of w's section (kind, flags GT_LOG_PRE or 0, and the
+ * kind's off, len and delta), noting in w.acts what its commit must do. */
+int gt__wr_action(struct gt_wr *w, uint16_t kind, uint16_t flags,
+                  uint64_t off, uint32_t len, int32_t delta) GT_INTERNAL;
 void gt__log_rollback(gt_table *t, struct gt_log *log) GT_INTERNAL;
 int gt__recover_guild(gt_table *t, struct gt_guild *g) GT_INTERNAL;
 
@@ -642,16 +650,18 @@ static inline void gt_seq_begin(a32 *seq) {
     /* pairs with the acquire fence readers issue before re-reading seq */
     atomic_thread_fence(memory_order_release);
 }
-void gt__log_seal(gt_table *t, struct gt_log *log) GT_INTERNAL;
-/* A byte store deferred to the commit (GT_LOG_SET), for what readers follow
+/* sets: the log may hold GT_LOG_SET entries (a live writer knows it from
+ * w.acts; a recovery does not). */
+void gt__log_seal(gt_table *t, struct gt_log *log, bool sets) GT_INTERNAL;
+/* A byte store deferred to w's commit (GT_LOG_SET), for what readers follow
  * without a seqlock: a delete's tombstone. */
-int gt__log_set(gt_table *t, struct gt_log *log, a8 *p, uint8_t v) GT_INTERNAL;
+int gt__wr_set(struct gt_wr *w, a8 *p, uint8_t v) GT_INTERNAL;
 
 /* ---- alloc.c: heap ------------------------------------------------------- */
 /* wait: on a full heap, wait for scans to release retired memory (evicting
  * stalled ones) before GT_EFULL. */
-int gt__alloc(gt_table *t, struct gt_log *owner, uint64_t bytes,
-              uint64_t *off, bool wait) GT_INTERNAL;
+int gt__alloc(struct gt_wr *w, uint64_t bytes, uint64_t *off,
+              bool wait) GT_INTERNAL;
 void gt__free_locked(gt_table *t, uint64_t off, uint32_t order,
                      uint32_t units) GT_INTERNAL;
 int gt__commit(gt_table *t, uint64_t off, uint64_t len) GT_INTERNAL;

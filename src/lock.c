@@ -78,8 +78,28 @@ int gt__log_bytes(gt_table *t, struct gt_log *log, const void *p, uint32_t len,
     return gt_log_append(log, off, p, len, seq_rel, bit);
 }
 
-int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
-                   uint64_t off, uint32_t len, int32_t delta) {
+/* Whether an entry of kind with flags is an action to perform when its log
+ * commits (commit) or rolls back (!commit), done or not. */
+static bool acts_on(uint16_t kind, uint16_t flags, bool commit) {
+    bool pre = flags & GT_LOG_PRE;
+    if (commit)
+        return kind == GT_LOG_RETIRE || kind == GT_LOG_UNDIR ||
+               (kind == GT_LOG_COUNT && !pre);
+    return kind == GT_LOG_ALLOC || (kind == GT_LOG_COUNT && pre);
+}
+
+static bool actionable(const struct gt_log_ent *e, bool commit) {
+    return acts_on(e->kind, e->flags, commit);
+}
+
+int gt__wr_action(struct gt_wr *w, uint16_t kind, uint16_t flags,
+                  uint64_t off, uint32_t len, int32_t delta) {
+    /* noted before the entry exists: a note without one costs only a scan */
+    if (acts_on(kind, flags, true))
+        w->acts |= GT_WR_ACTS;
+    if (kind == GT_LOG_SET)
+        w->acts |= GT_WR_SETS;
+    struct gt_log *log = w->log;
     uint32_t n = LOAD(&log->n, relaxed);
     if (n >= log->ent_cap)
         return GT_EFULL;
@@ -99,8 +119,8 @@ int gt__log_action(struct gt_log *log, uint16_t kind, uint16_t flags,
 
 /* Retire block off (bytes in use) when w commits. */
 int gt__log_retire(struct gt_wr *w, uint64_t off, uint64_t bytes) {
-    int r = gt__log_action(w->log, GT_LOG_RETIRE, 0, off,
-                           gt__block_order(w->t, off), 0);
+    int r = gt__wr_action(w, GT_LOG_RETIRE, 0, off, gt__block_order(w->t, off),
+                          0);
     if (r == 0)
         w->log->ent[LOAD(&w->log->n, relaxed) - 1].seq_rel =
             (uint32_t)((bytes + 63) >> 6);
@@ -149,18 +169,18 @@ static bool entry_ok(gt_table *t, const struct gt_log *log,
              ((e->off + e->seq_rel) & 3) == 0));
 }
 
-int gt__log_set(gt_table *t, struct gt_log *log, a8 *p, uint8_t v) {
-    return gt__log_action(log, GT_LOG_SET, 0, gt_off(t, p), 1, v);
+int gt__wr_set(struct gt_wr *w, a8 *p, uint8_t v) {
+    return gt__wr_action(w, GT_LOG_SET, 0, gt_off(w->t, p), 1, v);
 }
 
 /* Publish a committing write: apply its deferred stores, then end every
  * seqlock it opened (see gt_seq_begin). Idempotent, so recovery may redo
  * it. Entries are checked as a rollback checks them. */
-void gt__log_seal(gt_table *t, struct gt_log *log) {
+void gt__log_seal(gt_table *t, struct gt_log *log, bool sets) {
     uint32_t n = LOAD(&log->n, relaxed);
     if (n > log->ent_cap)
         n = log->ent_cap;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; sets && i < n; i++) {
         const struct gt_log_ent *e = &log->ent[i];
         if (e->kind == GT_LOG_SET && e->off < t->seg->g.file_size &&
             e->off >= sizeof(struct gt_geom))
@@ -197,16 +217,6 @@ static void count_apply_locked(gt_table *t, int32_t delta) {
     if (gt__log_bytes(t, gt__glog(t), &s->members, 8, -1) == 0)
         STORE(&s->members,
               (uint64_t)((int64_t)LOAD(&s->members, relaxed) + delta), relaxed);
-}
-
-/* Whether entry e is an action to perform when the log commits (commit) or
- * rolls back (!commit), done or not. */
-static bool actionable(const struct gt_log_ent *e, bool commit) {
-    bool pre = e->flags & GT_LOG_PRE;
-    if (commit)
-        return e->kind == GT_LOG_RETIRE || e->kind == GT_LOG_UNDIR ||
-               (e->kind == GT_LOG_COUNT && !pre);
-    return e->kind == GT_LOG_ALLOC || (e->kind == GT_LOG_COUNT && pre);
 }
 
 /* Run the actions of a slot log in the global domain: on rollback the PRE
@@ -288,7 +298,7 @@ again:
     /* the entry appears in w's log atomically with the count */
     if ((r = gt__log_bytes(t, gl, &s->members, 8, -1)) == 0 &&
         (r = gt__log_bytes(t, gl, &w->log->n, 4, -1)) == 0 &&
-        (r = gt__log_action(w->log, GT_LOG_COUNT, GT_LOG_PRE, 0, 0, delta)) == 0) {
+        (r = gt__wr_action(w, GT_LOG_COUNT, GT_LOG_PRE, 0, 0, delta)) == 0) {
         GT_HOOK("count_reserve");
         STORE(&s->members, m + (uint64_t)delta, relaxed);
     }
@@ -349,7 +359,7 @@ int gt__gunlock(gt_table *t) {
     if (failed)
         gt__log_rollback(t, gl);
     else
-        gt__log_seal(t, gl);
+        gt__log_seal(t, gl, true);
     log_clear(gl); /* commit point of the section */
     gt__punch_locked(t, !failed);
     STORE(&s->lock_pid, 0, relaxed);
@@ -394,7 +404,7 @@ int gt__recover_guild(gt_table *t, struct gt_guild *g) {
         if (gt__log_is_for(log, gidx)) {
             gt_stat_shared(t, GT_ST_RECOVERIES);
             if (LOAD(&log->state, relaxed) == GT_LOG_COMMITTED) {
-                gt__log_seal(t, log);
+                gt__log_seal(t, log, true);
                 r = run_actions(t, log, true);
             } else {
                 gt__log_rollback(t, log);
@@ -455,6 +465,7 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
     w->stat = GT_ST_COUNT;
     w->counters_ent = UINT32_MAX;
     w->optional = false;
+    w->acts = 0;
     return 0;
 }
 
@@ -489,6 +500,22 @@ static void guild_unlock(struct gt_wr *w) {
     pthread_mutex_unlock(&w->g->lock);
 }
 
+/* Test builds check what w.acts rests on: every action a commit runs, and
+ * every deferred store, was noted in it (by gt__wr_action). */
+static void wr_check_acts(const struct gt_wr *w) {
+#ifdef GT_FAULT_HOOKS
+    uint32_t n = LOAD(&w->log->n, relaxed);
+    for (uint32_t i = 0; i < n && i < w->log->ent_cap; i++) {
+        const struct gt_log_ent *e = &w->log->ent[i];
+        if ((actionable(e, true) && !(w->acts & GT_WR_ACTS)) ||
+            (e->kind == GT_LOG_SET && !(w->acts & GT_WR_SETS)))
+            abort();
+    }
+#else
+    (void)w;
+#endif
+}
+
 /* Make w's write visible and finished; the lock stays held. Returns the
  * post-commit actions' error, if any: the write is done all the same, and
  * its log is left for a later recovery to roll forward. */
@@ -497,15 +524,19 @@ static int wr_finish(struct gt_wr *w) {
     STORE(&w->log->state, GT_LOG_COMMITTED, relaxed);
     gt_sig_fence();
     GT_HOOK("commit");
-    gt__log_seal(w->t, w->log); /* the write becomes visible, whole */
+    wr_check_acts(w);
+    /* the write becomes visible, whole */
+    gt__log_seal(w->t, w->log, w->acts & GT_WR_SETS);
     GT_HOOK("sealed");
     /* The write is done (linearized) whatever happens next. Its post-commit
      * actions wait, if they must, for readers to release memory (bounded by
      * eviction); a lock error leaves the log for a later recovery to roll
      * forward (the next write of this guild or of this thread). */
-    int r = run_actions(w->t, w->log, true);
-    if (r == 0)
+    int r = w->acts & GT_WR_ACTS ? run_actions(w->t, w->log, true) : 0;
+    if (r == 0) {
         log_clear(w->log);
+        w->acts = 0;
+    }
     if (w->stat < GT_ST_COUNT)
         gt_stat_add(w->t, w->slot, w->stat, 1);
     return r;
@@ -527,9 +558,10 @@ int gt__wr_checkpoint(struct gt_wr *w) {
 int gt__wr_undo(struct gt_wr *w) {
     gt__log_rollback(w->t, w->log);
     int r = run_actions(w->t, w->log, false);
-    if (r == 0)
+    if (r == 0) {
         log_clear(w->log);
-    else
+        w->acts = 0;
+    } else
         guild_unlock(w); /* the log stays for the next writer to finish */
     return r;
 }

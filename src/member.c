@@ -797,8 +797,8 @@ GT_API int gt_delete(gt_table *t, uint64_t guild_id, uint64_t user_id) {
     /* the tombstone is stored at commit: a reader that skipped the slot
      * now would see the member gone before the delete is certain */
     if ((r = rec_write(&w, rec, ow, false, NULL, 0)) ||
-        (r = gt__log_set(t, w.log, ctrl, GT_CTRL_DEAD)) ||
-        (r = gt__log_action(w.log, GT_LOG_COUNT, 0, 0, 0, -1)))
+        (r = gt__wr_set(&w, ctrl, GT_CTRL_DEAD)) ||
+        (r = gt__wr_action(&w, GT_LOG_COUNT, 0, 0, 0, -1)))
         goto fail;
     add(&g->tombs, 1);
     count_flags(g, oldf, true, 0, false);

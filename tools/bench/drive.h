@@ -14,12 +14,12 @@
  *
  * bench_drive() makes them all. A driver that calls them one by one may
  * measure, between two, what only it has (guildtab's batch calls) on the
- * run's keys and writes. The run checks every result
- * it can against the workload (bench.h): each round of lookups finds every
- * existing key and copies the right records (the sum of their joined_at),
- * each reader its half, no miss key is found, a dependent lookup never
- * misses, and the churn leaves n members. What it cannot know (the scans'
- * results, check_dep) it emits for the report to compare across peers.
+ * run's keys and writes. The run checks every result it can against the
+ * workload (bench.h): each round of lookups finds every existing key and
+ * copies the right records (the sum of their joined_at), each reader its
+ * half, no miss key is found, a dependent lookup never misses, and the
+ * churn leaves n members. What it cannot know (the scans' results,
+ * check_dep) it emits for the report to compare across peers.
  */
 #ifndef GT_BENCH_DRIVE_H
 #define GT_BENCH_DRIVE_H
@@ -207,9 +207,6 @@ static inline void bench_lookups(struct bench_run *r) {
         r->op->readers_done(r->ctx);
 }
 
-/* Run scan until it has run 3 times and for 0.3 s in all (1000 times at
- * most: a scan may take microseconds); return the median in ms. What it
- * returns goes to *result, and must be the same every run. */
 enum bench_scan { BENCH_FANOUT, BENCH_ROLE_SELECT, BENCH_COUNT };
 
 static inline uint64_t bench_scan_once(struct bench_run *r, enum bench_scan s,
@@ -225,6 +222,9 @@ static inline uint64_t bench_scan_once(struct bench_run *r, enum bench_scan s,
     return r->op->count(r->ctx);
 }
 
+/* Run scan s until it has run 3 times and for 0.3 s in all (1000 times at
+ * most: a scan may take microseconds); return the median in ms. What it
+ * returns goes to *result, and must be the same every run. */
 static inline double bench_scan_ms(struct bench_run *r, enum bench_scan s,
                                    struct bench_out *o, uint64_t *result) {
     enum { MIN_RUNS = 3, MAX_RUNS = 1000 };

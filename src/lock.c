@@ -26,7 +26,10 @@
  * death at any point performs each exactly once; done marks are read only
  * under the global lock, whose own recovery may roll a dead holder's back.
  * A committed log is rolled forward instead: its post-commit actions
- * (RETIRE, UNDIR, COUNT post) run once.
+ * (RETIRE, UNDIR, COUNT post) run once. A writer logs actions and deferred
+ * stores only through gt__wr_action, which notes them in its gt_wr first:
+ * its commit then skips the log scans for them when there are none (most
+ * inserts and flips). A recovery, which has no such notes, scans.
  *
  * Recovery runs, without any manual step, in whoever next meets the dead
  * writer's work: the next writer of the guild (EOWNERDEAD, or a pending

@@ -390,6 +390,17 @@ static bool part_take(struct part_room *pr, uint32_t logged, bool joins) {
     return true;
 }
 
+/* The slot of user_id (hash h) in v's storage, or GT_NOT_FOUND: hint, the
+ * slot a batch call fetched ahead (perhaps in an earlier view), when it
+ * holds the member, else the probe's answer. */
+static inline uint64_t find_hinted(gt_table *t, const struct gt_view *v,
+                                   uint64_t hint, uint64_t user_id,
+                                   uint64_t h) {
+    return gt_store_holds(t, v->st, v->cap, hint, user_id, h)
+               ? hint
+               : gt__store_find(t, v->st, v->cap, user_id, h);
+}
+
 /* One hold of the guild's lock in gt_insert_many: members [at, end).
  * Returns the members that were new, or a negative error; *done: the first
  * insert not applied. */
@@ -436,10 +447,8 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
         while (at + k < end && k < pmax) {
             size_t i = at + k;
             uint64_t hi = ahead_to(&ah, t, v.st, v.cap, i);
-            /* the slot fetched ahead first, as gt_update_flags_many's */
-            uint64_t si = ah.slot[i % HASH_RING];
-            if (!gt_store_holds(t, v.st, v.cap, si, m[i].user_id, hi))
-                si = gt__store_find(t, v.st, v.cap, m[i].user_id, hi);
+            uint64_t si =
+                find_hinted(t, &v, ah.slot[i % HASH_RING], m[i].user_id, hi);
             bool act = m[i].flags & GT_ACTIVE;
             if (si != GT_NOT_FOUND)
                 act |= LOAD(&gt_rec_at(t, v.st, v.cap, si)->meta, relaxed) &
@@ -656,9 +665,7 @@ static int many_find(gt_table *t, const struct gt_view *v, uint64_t h,
                      struct many_op *op) {
     if (!v->st)
         return -1;
-    op->slot = gt_store_holds(t, v->st, v->cap, hint, u->user_id, h)
-                   ? hint
-                   : gt__store_find(t, v->st, v->cap, u->user_id, h);
+    op->slot = find_hinted(t, v, hint, u->user_id, h);
     if (op->slot == GT_NOT_FOUND)
         return -1;
     op->rec = gt_rec_at(t, v->st, v->cap, op->slot);

@@ -16,6 +16,10 @@
 #                    alternating, of which the report takes the median
 #                    (default 3; 1 for --smoke): the goals compare these
 #                    three, and a VM's speed drifts between runs
+#   BENCH_EVICT_MB   MiB the C drivers read before each cold fanout
+#                    (fanout_cold_ms) to empty the caches (default: twice
+#                    the last-level cache the C library reports, at least
+#                    64; 16 for --smoke)
 #   BENCH_REDIS_PORT default 6399
 set -eu
 cd "$(dirname "$0")/.."
@@ -27,6 +31,7 @@ peers=${BENCH_PEERS:-"floor plain guildtab ck_ht lmdb ets redis"}
 if [ "${1:-}" = "--smoke" ]; then
     sizes=20000
     export BENCH_OPS=${BENCH_OPS:-20000}
+    export BENCH_EVICT_MB=${BENCH_EVICT_MB:-16}
     BENCH_REPEAT=${BENCH_REPEAT:-1}
 elif [ $# -gt 0 ]; then
     echo "usage: scripts/bench.sh [--smoke]" >&2

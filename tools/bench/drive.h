@@ -8,7 +8,7 @@
  *   bench_load     load_mps, bytes_member, rss_member
  *   bench_lookups  lookup_ns, lookup_dep_ns, miss_ns, then the forked
  *                  readers: lookup_1p_mops, lookup_2p_mops, lookup_scaling
- *   bench_scans    fanout_ms, role_ms, count_ms
+ *   bench_scans    fanout_ms, fanout_cold_ms, role_ms, count_ms
  *   bench_writes   flip_mps, churn_mps
  *   bench_finish   the check_* values and ops_lookup
  *
@@ -29,6 +29,7 @@
 #define BENCH_ROUNDS 3           /* timed rounds of lookups and writes */
 #define BENCH_LOOKUPS 2000000u   /* L, lookups per round, unless BENCH_OPS */
 #define BENCH_DEP_CHECK 10000u   /* check_dep: over this many dependent lookups */
+#define BENCH_COLD_RUNS 5        /* fanout_cold_ms: fanouts, each from cold caches */
 
 /* Where the scans deliver: the fanout's recipients grouped by worker, the
  * role select's user ids. The run allocates it for bench_scans. */
@@ -242,12 +243,56 @@ static inline double bench_scan_ms(struct bench_run *r, enum bench_scan s,
     return bench_median(t, runs) * 1e3;
 }
 
+/* Bytes read to push a scan's data out of every cache: BENCH_EVICT_MB
+ * MiB, else twice the last-level cache the C library reports (which may
+ * overstate it: on the AMD VM it reports 320 MiB of L3, lscpu 32), and at
+ * least 64 MiB. */
+static inline size_t bench_evict_bytes(void) {
+    const char *s = getenv("BENCH_EVICT_MB");
+    if (s && *s) {
+        size_t mb = (size_t)strtoull(s, NULL, 10);
+        if (!mb)
+            bench_die("BENCH_EVICT_MB must be a positive number of MiB");
+        return mb << 20;
+    }
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    size_t min = (size_t)64 << 20;
+    return l3 > 0 && 2 * (size_t)l3 > min ? 2 * (size_t)l3 : min;
+}
+
+/* fanout_cold_ms: the fanout from caches that hold none of its data (as
+ * when a sender turns to a guild after others): before each of
+ * BENCH_COLD_RUNS fanouts a buffer larger than the caches is read, a line
+ * at a time. The median in ms. fanout_ms, by contrast, repeats the fanout
+ * back to back, so at 1M on a machine with a large last-level cache it
+ * finds its data there and at 10M it does not. */
+static inline double bench_scan_cold_ms(struct bench_run *r,
+                                        struct bench_out *o,
+                                        uint64_t result) {
+    size_t bytes = bench_evict_bytes();
+    uint8_t *buf = bench_alloc(bytes);
+    memset(buf, 1, bytes); /* real pages, not the shared zero page */
+    double t[BENCH_COLD_RUNS];
+    for (int k = 0; k < BENCH_COLD_RUNS; k++) {
+        for (size_t i = 0; i < bytes; i += 64)
+            (void)((volatile uint8_t *)buf)[i]; /* a load the compiler keeps */
+        double t0 = bench_now();
+        uint64_t got = bench_scan_once(r, BENCH_FANOUT, o);
+        t[k] = bench_now() - t0;
+        if (got != result)
+            bench_die("a scan's result changed between runs");
+    }
+    free(buf);
+    return bench_median(t, BENCH_COLD_RUNS) * 1e3;
+}
+
 static inline void bench_scans(struct bench_run *r) {
     struct bench_out o = {.fan_cap = (r->n + BENCH_WORKERS - 1) / BENCH_WORKERS,
                           .role_cap = r->n};
     o.fan = bench_alloc(BENCH_WORKERS * o.fan_cap * sizeof *o.fan);
     o.role = bench_alloc(r->n * sizeof *o.role);
     bench_emit("fanout_ms", bench_scan_ms(r, BENCH_FANOUT, &o, &r->c.active));
+    bench_emit("fanout_cold_ms", bench_scan_cold_ms(r, &o, r->c.active));
     bench_emit("role_ms", bench_scan_ms(r, BENCH_ROLE_SELECT, &o, &r->c.role));
     bench_emit("count_ms", bench_scan_ms(r, BENCH_COUNT, &o, &r->c.count));
     free(o.fan);

@@ -91,10 +91,6 @@ static bool acts_on(uint16_t kind, uint16_t flags, bool commit) {
     return kind == GT_LOG_ALLOC || (kind == GT_LOG_COUNT && pre);
 }
 
-static bool actionable(const struct gt_log_ent *e, bool commit) {
-    return acts_on(e->kind, e->flags, commit);
-}
-
 int gt__wr_action(struct gt_wr *w, uint16_t kind, uint16_t flags,
                   uint64_t off, uint32_t len, int32_t delta) {
     /* noted before the entry exists: a note without one costs only a scan */
@@ -232,7 +228,7 @@ static int run_actions(gt_table *t, struct gt_log *log, bool commit) {
     uint32_t n = LOAD(&log->n, relaxed);
     bool any = false;
     for (uint32_t i = 0; i < n; i++)
-        any |= actionable(&log->ent[i], commit);
+        any |= acts_on(log->ent[i].kind, log->ent[i].flags, commit);
     if (!any)
         return 0;
     int r = gt__glock(t);
@@ -242,7 +238,7 @@ static int run_actions(gt_table *t, struct gt_log *log, bool commit) {
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = commit ? k : n - 1 - k;
         struct gt_log_ent *e = &log->ent[i];
-        if (!actionable(e, commit) || (e->flags & GT_LOG_DONE))
+        if (!acts_on(e->kind, e->flags, commit) || (e->flags & GT_LOG_DONE))
             continue;
         if (e->kind == GT_LOG_ALLOC) {
             gt__free_locked(t, e->off, e->len, e->seq_rel);
@@ -503,6 +499,12 @@ static void guild_unlock(struct gt_wr *w) {
     pthread_mutex_unlock(&w->g->lock);
 }
 
+/* w's section is over: its log empty, nothing noted in w.acts. */
+static void wr_clear(struct gt_wr *w) {
+    log_clear(w->log);
+    w->acts = 0;
+}
+
 /* Test builds check what w.acts rests on: every action a commit runs, and
  * every deferred store, was noted in it (by gt__wr_action). */
 static void wr_check_acts(const struct gt_wr *w) {
@@ -510,7 +512,7 @@ static void wr_check_acts(const struct gt_wr *w) {
     uint32_t n = LOAD(&w->log->n, relaxed);
     for (uint32_t i = 0; i < n && i < w->log->ent_cap; i++) {
         const struct gt_log_ent *e = &w->log->ent[i];
-        if ((actionable(e, true) && !(w->acts & GT_WR_ACTS)) ||
+        if ((acts_on(e->kind, e->flags, true) && !(w->acts & GT_WR_ACTS)) ||
             (e->kind == GT_LOG_SET && !(w->acts & GT_WR_SETS)))
             abort();
     }
@@ -536,10 +538,8 @@ static int wr_finish(struct gt_wr *w) {
      * eviction); a lock error leaves the log for a later recovery to roll
      * forward (the next write of this guild or of this thread). */
     int r = w->acts & GT_WR_ACTS ? run_actions(w->t, w->log, true) : 0;
-    if (r == 0) {
-        log_clear(w->log);
-        w->acts = 0;
-    }
+    if (r == 0)
+        wr_clear(w);
     if (w->stat < GT_ST_COUNT)
         gt_stat_add(w->t, w->slot, w->stat, 1);
     return r;
@@ -561,10 +561,9 @@ int gt__wr_checkpoint(struct gt_wr *w) {
 int gt__wr_undo(struct gt_wr *w) {
     gt__log_rollback(w->t, w->log);
     int r = run_actions(w->t, w->log, false);
-    if (r == 0) {
-        log_clear(w->log);
-        w->acts = 0;
-    } else
+    if (r == 0)
+        wr_clear(w);
+    else
         guild_unlock(w); /* the log stays for the next writer to finish */
     return r;
 }

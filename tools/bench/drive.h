@@ -29,7 +29,7 @@
 #define BENCH_ROUNDS 3           /* timed rounds of lookups and writes */
 #define BENCH_LOOKUPS 2000000u   /* L, lookups per round, unless BENCH_OPS */
 #define BENCH_DEP_CHECK 10000u   /* check_dep: over this many dependent lookups */
-#define BENCH_COLD_RUNS 5        /* fanout_cold_ms: fanouts, each from cold caches */
+#define BENCH_COLD_RUNS 5        /* fanout_cold_ms: fanouts, each cold */
 
 /* Where the scans deliver: the fanout's recipients grouped by worker, the
  * role select's user ids. The run allocates it for bench_scans. */
@@ -223,6 +223,20 @@ static inline uint64_t bench_scan_once(struct bench_run *r, enum bench_scan s,
     return r->op->count(r->ctx);
 }
 
+/* One run of scan s, timed: its seconds. What it returns must be *result
+ * when known (an earlier run's), and becomes *result. */
+static inline double bench_scan_timed(struct bench_run *r, enum bench_scan s,
+                                      struct bench_out *o, uint64_t *result,
+                                      bool known) {
+    double t0 = bench_now();
+    uint64_t got = bench_scan_once(r, s, o);
+    double t = bench_now() - t0;
+    if (known && got != *result)
+        bench_die("a scan's result changed between runs");
+    *result = got;
+    return t;
+}
+
 /* Run scan s until it has run 3 times and for 0.3 s in all (1000 times at
  * most: a scan may take microseconds); return the median in ms. What it
  * returns goes to *result, and must be the same every run. */
@@ -232,12 +246,7 @@ static inline double bench_scan_ms(struct bench_run *r, enum bench_scan s,
     double t[MAX_RUNS], spent = 0;
     int runs = 0;
     while (runs < MIN_RUNS || (spent < 0.3 && runs < MAX_RUNS)) {
-        double t0 = bench_now();
-        uint64_t got = bench_scan_once(r, s, o);
-        t[runs] = bench_now() - t0;
-        if (runs > 0 && got != *result)
-            bench_die("a scan's result changed between runs");
-        *result = got;
+        t[runs] = bench_scan_timed(r, s, o, result, runs > 0);
         spent += t[runs++];
     }
     return bench_median(t, runs) * 1e3;
@@ -268,7 +277,7 @@ static inline size_t bench_evict_bytes(void) {
  * finds its data there and at 10M it does not. */
 static inline double bench_scan_cold_ms(struct bench_run *r,
                                         struct bench_out *o,
-                                        uint64_t result) {
+                                        uint64_t *result) {
     size_t bytes = bench_evict_bytes();
     uint8_t *buf = bench_alloc(bytes);
     memset(buf, 1, bytes); /* real pages, not the shared zero page */
@@ -276,11 +285,7 @@ static inline double bench_scan_cold_ms(struct bench_run *r,
     for (int k = 0; k < BENCH_COLD_RUNS; k++) {
         for (size_t i = 0; i < bytes; i += 64)
             (void)((volatile uint8_t *)buf)[i]; /* a load the compiler keeps */
-        double t0 = bench_now();
-        uint64_t got = bench_scan_once(r, BENCH_FANOUT, o);
-        t[k] = bench_now() - t0;
-        if (got != result)
-            bench_die("a scan's result changed between runs");
+        t[k] = bench_scan_timed(r, BENCH_FANOUT, o, result, true);
     }
     free(buf);
     return bench_median(t, BENCH_COLD_RUNS) * 1e3;
@@ -292,7 +297,7 @@ static inline void bench_scans(struct bench_run *r) {
     o.fan = bench_alloc(BENCH_WORKERS * o.fan_cap * sizeof *o.fan);
     o.role = bench_alloc(r->n * sizeof *o.role);
     bench_emit("fanout_ms", bench_scan_ms(r, BENCH_FANOUT, &o, &r->c.active));
-    bench_emit("fanout_cold_ms", bench_scan_cold_ms(r, &o, r->c.active));
+    bench_emit("fanout_cold_ms", bench_scan_cold_ms(r, &o, &r->c.active));
     bench_emit("role_ms", bench_scan_ms(r, BENCH_ROLE_SELECT, &o, &r->c.role));
     bench_emit("count_ms", bench_scan_ms(r, BENCH_COUNT, &o, &r->c.count));
     free(o.fan);

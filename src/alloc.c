@@ -50,7 +50,7 @@ struct links {
 };
 
 static a64 *commit_words(gt_table *t) {
-    return (a64 *)gt_at(t, t->seg->g.commit_off);
+    return (a64 *)gt_at(t, t->g.commit_off);
 }
 
 int gt__commit(gt_table *t, uint64_t off, uint64_t len) {
@@ -115,10 +115,10 @@ static void uncommit(gt_table *t, uint64_t off, uint64_t len) {
 /* ---- buddy lists (global lock held, writes logged) ---------------------- */
 
 static uint8_t *meta_at(gt_table *t, uint64_t h) {
-    return gt_at(t, t->seg->g.meta_off + (h >> GT_HEAP_MIN_ORDER));
+    return gt_at(t, t->g.meta_off + (h >> GT_HEAP_MIN_ORDER));
 }
 static struct links *links_at(gt_table *t, uint64_t h) {
-    return gt_at(t, t->seg->g.heap_off + h);
+    return gt_at(t, t->g.heap_off + h);
 }
 
 static int set_meta(gt_table *t, uint64_t h, uint8_t v) {
@@ -141,7 +141,7 @@ static int log_heads(gt_table *t) {
 static bool link_ok(gt_table *t, uint64_t link, uint32_t order) {
     uint64_t h = link - 1;
     return link == 0 ||
-           (h < t->seg->g.heap_size && !(h & ((1ull << GT_HEAP_MIN_ORDER) - 1)) &&
+           (h < t->g.heap_size && !(h & ((1ull << GT_HEAP_MIN_ORDER) - 1)) &&
             *meta_at(t, h) == (META_FREE | order));
 }
 
@@ -205,14 +205,14 @@ static uint32_t order_for(uint64_t bytes) {
 }
 
 static bool h_valid(gt_table *t, uint64_t h, uint32_t order) {
-    const struct gt_geom *g = &t->seg->g;
+    const struct gt_geom *g = &t->g;
     return order >= GT_HEAP_MIN_ORDER && order <= g->top_order &&
            h < g->heap_size && (h & ((1ull << order) - 1)) == 0;
 }
 
 static int alloc_locked(gt_table *t, uint32_t order, uint64_t *h_out) {
     struct gt_seg *s = t->seg;
-    uint32_t top = s->g.top_order, k = order;
+    uint32_t top = t->g.top_order, k = order;
     while (k <= top && s->free_head[k] == 0)
         k++;
     if (k > top)
@@ -239,8 +239,8 @@ static int alloc_locked(gt_table *t, uint32_t order, uint64_t *h_out) {
 
 void gt__free_locked(gt_table *t, uint64_t off, uint32_t order, uint32_t units) {
     struct gt_seg *s = t->seg;
-    uint64_t h = off - s->g.heap_off;
-    if (off < s->g.heap_off || !h_valid(t, h, order) ||
+    uint64_t h = off - t->g.heap_off;
+    if (off < t->g.heap_off || !h_valid(t, h, order) ||
         *meta_at(t, h) != (META_USED | order))
         return; /* not a live block of that order: never corrupt the lists */
     if (log_heads(t) ||
@@ -250,9 +250,9 @@ void gt__free_locked(gt_table *t, uint64_t off, uint32_t order, uint32_t units) 
           relaxed);
     if (set_meta(t, h, 0))
         return;
-    while (order < s->g.top_order) {
+    while (order < t->g.top_order) {
         uint64_t b = h ^ (1ull << order);
-        if (b >= s->g.heap_size || *meta_at(t, b) != (META_FREE | order))
+        if (b >= t->g.heap_size || *meta_at(t, b) != (META_FREE | order))
             break;
         if (unlink_free(t, b, order))
             return;
@@ -272,18 +272,17 @@ void gt__free_locked(gt_table *t, uint64_t off, uint32_t order, uint32_t units) 
  * free and whole is punched, and never its first page (its links), so
  * nothing reachable is lost; a section that rolled back punches nothing. */
 void gt__punch_locked(gt_table *t, bool committed) {
-    struct gt_seg *s = t->seg;
     for (uint32_t i = 0; committed && i < t->npunch; i++) {
         uint64_t h = t->punch[i].h;
         uint32_t o = t->punch[i].order;
-        if (h < s->g.heap_size && *meta_at(t, h) == (META_FREE | o))
-            uncommit(t, s->g.heap_off + h + GT_PAGE, (1ull << o) - GT_PAGE);
+        if (h < t->g.heap_size && *meta_at(t, h) == (META_FREE | o))
+            uncommit(t, t->g.heap_off + h + GT_PAGE, (1ull << o) - GT_PAGE);
     }
     t->npunch = 0;
 }
 
 uint32_t gt__block_order(gt_table *t, uint64_t off) {
-    const struct gt_geom *g = &t->seg->g;
+    const struct gt_geom *g = &t->g;
     if (off < g->heap_off || off - g->heap_off >= g->heap_size ||
         ((off - g->heap_off) & ((1u << GT_HEAP_MIN_ORDER) - 1)))
         return 0;
@@ -300,7 +299,7 @@ static int alloc_once(struct gt_wr *w, uint64_t bytes, uint64_t *off,
     gt_table *t = w->t;
     struct gt_log *owner = w->log;
     uint32_t order = order_for(bytes);
-    if (order > t->seg->g.top_order)
+    if (order > t->g.top_order)
         return GT_EFULL;
     int r = gt__glock(t);
     if (r)
@@ -327,7 +326,7 @@ static int alloc_once(struct gt_wr *w, uint64_t bytes, uint64_t *off,
         r = gt__log_bytes(t, gt__glog(t), &owner->n, 4, -1);
     }
     if (r == 0)
-        r = gt__wr_action(w, GT_LOG_ALLOC, 0, s->g.heap_off + h, order, 0);
+        r = gt__wr_action(w, GT_LOG_ALLOC, 0, t->g.heap_off + h, order, 0);
     if (r == 0) {
         owner->ent[LOAD(&owner->n, relaxed) - 1].seq_rel = units_of(bytes);
         STORE(&s->heap_used,
@@ -343,7 +342,7 @@ static int alloc_once(struct gt_wr *w, uint64_t bytes, uint64_t *off,
         return r;
     /* Commit outside the lock: fallocate of a large block takes time. On
      * failure the caller aborts, and the rollback frees the block. */
-    *off = s->g.heap_off + h;
+    *off = t->g.heap_off + h;
     GT_HOOK("alloc");
     if ((r = gt__commit(t, *off, bytes)))
         return r;
@@ -379,14 +378,14 @@ int gt__alloc(struct gt_wr *w, uint64_t bytes, uint64_t *off, bool wait) {
 /* ---- retire and reclaim ---------------------------------------------------- */
 
 static struct gt_retired *retire_list(gt_table *t) {
-    return (struct gt_retired *)gt_at(t, t->seg->g.retire_off);
+    return (struct gt_retired *)gt_at(t, t->g.retire_off);
 }
 
 int gt__retire_locked(gt_table *t, uint64_t off, uint32_t order,
                       uint32_t units) {
     struct gt_seg *s = t->seg;
     struct gt_retired *rl = retire_list(t);
-    uint32_t cap = s->g.retire_cap;
+    uint32_t cap = t->g.retire_cap;
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < cap; i++) {
             if (rl[i].off)
@@ -426,13 +425,13 @@ void gt__reclaim_locked(gt_table *t, uint32_t max, bool evict) {
     atomic_thread_fence(memory_order_seq_cst);
     struct gt_retired *rl = retire_list(t);
     uint64_t oldest = UINT64_MAX;
-    for (uint32_t i = 0; i < s->g.retire_cap; i++)
+    for (uint32_t i = 0; i < t->g.retire_cap; i++)
         if (rl[i].off && rl[i].epoch < oldest)
             oldest = rl[i].epoch;
-    uint64_t now = gt__now_ns(), stall = (uint64_t)s->g.stall_ms * 1000000ull;
+    uint64_t now = gt__now_ns(), stall = (uint64_t)t->g.stall_ms * 1000000ull;
     uint64_t min = gt__min_epoch(t, oldest, evict && now > stall ? now - stall : 0);
     struct gt_log *gl = gt__glog(t);
-    for (uint32_t i = 0; i < s->g.retire_cap && max; i++) {
+    for (uint32_t i = 0; i < t->g.retire_cap && max; i++) {
         if (!rl[i].off || rl[i].epoch >= min)
             continue;
         if (LOAD(&gl->n, relaxed) + GT_GLOG_HEADROOM > gl->ent_cap)
@@ -455,9 +454,9 @@ void gt__reclaim_locked(gt_table *t, uint32_t max, bool evict) {
 
 int gt__heap_init(gt_table *t) {
     struct gt_seg *s = t->seg;
-    uint32_t top = s->g.top_order;
+    uint32_t top = t->g.top_order;
     /* Highest offset first, so the lowest block ends up at the list head. */
-    for (uint64_t h = s->g.heap_size; h > 0;) {
+    for (uint64_t h = t->g.heap_size; h > 0;) {
         h -= 1ull << top;
         struct links *l = links_at(t, h);
         uint8_t *m = meta_at(t, h);

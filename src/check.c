@@ -80,7 +80,7 @@ static int add_ref(struct ck *c, uint64_t off, uint64_t bytes, int who) {
 }
 
 static bool committed(gt_table *t, uint64_t off, uint64_t len) {
-    const a64 *bits = gt_at(t, t->seg->g.commit_off);
+    const a64 *bits = gt_at(t, t->g.commit_off);
     if (len == 0)
         return true;
     for (uint64_t p = off / GT_PAGE; p <= (off + len - 1) / GT_PAGE; p++)
@@ -90,7 +90,7 @@ static bool committed(gt_table *t, uint64_t off, uint64_t len) {
 }
 
 static bool in_heap(gt_table *t, uint64_t off, uint64_t bytes) {
-    const struct gt_geom *g = &t->seg->g;
+    const struct gt_geom *g = &t->g;
     return off >= g->heap_off && off < g->heap_off + g->heap_size &&
            bytes <= g->heap_off + g->heap_size - off;
 }
@@ -299,9 +299,9 @@ static int check_guild(struct ck *c, uint32_t gi, uint64_t *members) {
     const struct gt_store *st = NULL;
     const struct gt_act *a = NULL;
     if (so) {
-        uint64_t bytes = gt_store_size(cap, t->stride);
+        uint64_t bytes = gt_store_size(cap, t->g.stride);
         st = gt_at(t, so);
-        if (!gt_store_ok(&t->seg->g, so, cap, t->stride) ||
+        if (!gt_store_ok(&t->g, so, cap, t->g.stride) ||
             !in_heap(t, so, bytes) || !committed(t, so, bytes)) {
             bad(c, "guild #%u: storage at %lu (%u slots) is not in the heap or "
                 "not committed", gi, (unsigned long)so, cap);
@@ -343,7 +343,7 @@ static int check_guild(struct ck *c, uint32_t gi, uint64_t *members) {
 static void check_directory(struct ck *c, uint64_t hw) {
     gt_table *t = c->t;
     struct gt_seg *s = t->seg;
-    uint64_t cap = s->g.dir_cap, dead = 0;
+    uint64_t cap = t->g.dir_cap, dead = 0;
     uint32_t *seen = calloc(hw ? hw : 1, sizeof *seen);
     if (!seen) {
         bad(c, "directory: out of memory to check it");
@@ -351,7 +351,7 @@ static void check_directory(struct ck *c, uint64_t hw) {
     }
     if (LOAD(&s->dir_seq, relaxed) & 1u)
         bad(c, "directory: left mid-rebuild");
-    const struct gt_dirent *d = gt_at(t, s->g.dir_off);
+    const struct gt_dirent *d = gt_at(t, t->g.dir_off);
     const uint64_t per_page = GT_PAGE / sizeof *d;
     _Static_assert(GT_PAGE % sizeof(struct gt_dirent) == 0, "entries per page");
     for (uint64_t i = 0; i < cap; i++) {
@@ -437,7 +437,7 @@ static int ref_cmp(const void *a, const void *b) {
 static void check_heap(struct ck *c) {
     gt_table *t = c->t;
     struct gt_seg *s = t->seg;
-    const struct gt_geom *g = &s->g;
+    const struct gt_geom *g = &t->g;
     const uint8_t *meta = gt_at(t, g->meta_off);
     uint64_t free_blocks[GT_HEAP_ORDERS] = {0}, used_bytes = 0;
     if (c->nrefs)
@@ -526,9 +526,9 @@ static void check_heap(struct ck *c) {
 static int check_retired(struct ck *c) {
     gt_table *t = c->t;
     struct gt_seg *s = t->seg;
-    const struct gt_retired *rl = gt_at(t, s->g.retire_off);
+    const struct gt_retired *rl = gt_at(t, t->g.retire_off);
     uint64_t n = 0, bytes = 0;
-    for (uint32_t i = 0; i < s->g.retire_cap; i++) {
+    for (uint32_t i = 0; i < t->g.retire_cap; i++) {
         if (!rl[i].off)
             continue;
         n++;
@@ -550,7 +550,7 @@ static int check_retired(struct ck *c) {
 
 static void check_slots(struct ck *c) {
     gt_table *t = c->t;
-    for (uint32_t i = 0; i < t->seg->g.max_slots; i++) {
+    for (uint32_t i = 0; i < t->g.max_slots; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
         if (LOAD(&s->log.n, relaxed) != 0)
             bad(c, "slot %u: an undo log is left pending", i);
@@ -564,7 +564,7 @@ static void check_slots(struct ck *c) {
 static bool needs_recovery(gt_table *t, uint32_t gi) {
     struct gt_guild *g = gt_guild_at(t, gi);
     uint32_t si = LOAD(&g->log_slot, relaxed);
-    if (si >= t->seg->g.max_slots)
+    if (si >= t->g.max_slots)
         return false;
     const struct gt_log *log = &gt_slot_at(t, si)->log;
     return gt__log_is_for(log, gi);
@@ -578,7 +578,7 @@ static bool needs_recovery(gt_table *t, uint32_t gi) {
  * lock held and *hw the number of headers in use. */
 static int quiesce(gt_table *t, bool *held, uint64_t *hw) {
     struct gt_seg *s = t->seg;
-    uint64_t max = s->g.max_guilds;
+    uint64_t max = t->g.max_guilds;
     for (;;) {
         int r = gt__glock(t);
         if (r)
@@ -638,7 +638,7 @@ GT_API int gt_check(gt_table *t, gt_check_report *report) {
     struct ck c = {.t = t, .rep = report};
     struct gt_seg *s = t->seg;
     gt__sweep(t, false);
-    bool *held = calloc(s->g.max_guilds, sizeof *held);
+    bool *held = calloc(t->g.max_guilds, sizeof *held);
     if (!held)
         return GT_ENOMEM;
     uint64_t hw = 0;
@@ -658,6 +658,10 @@ GT_API int gt_check(gt_table *t, gt_check_report *report) {
             check_directory(&c, hw);
             check_free_headers(&c, hw, live);
             check_slots(&c);
+            /* the library reads only its validated copy (t->g); a header
+             * changed since is damage another opener would refuse */
+            if (memcmp(&s->g, &t->g, sizeof t->g) != 0)
+                bad(&c, "header: differs from the geometry validated at open");
             if (LOAD(&s->guilds, relaxed) != live)
                 bad(&c, "table: counts %lu guilds, %lu are live",
                     (unsigned long)LOAD(&s->guilds, relaxed), (unsigned long)live);
@@ -665,12 +669,12 @@ GT_API int gt_check(gt_table *t, gt_check_report *report) {
                 bad(&c, "table: counts %lu members, guilds hold %lu",
                     (unsigned long)LOAD(&s->members, relaxed),
                     (unsigned long)members);
-            if (members > s->g.max_members || live > s->g.max_guilds)
+            if (members > t->g.max_members || live > t->g.max_guilds)
                 bad(&c, "table: over its limits");
         }
         gt__gunlock(t);
     }
-    for (uint64_t i = 0; i < s->g.max_guilds; i++)
+    for (uint64_t i = 0; i < t->g.max_guilds; i++)
         if (held[i])
             pthread_mutex_unlock(&gt_guild_at(t, (uint32_t)i)->lock);
     free(held);

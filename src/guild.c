@@ -26,17 +26,17 @@
 #include <errno.h>
 
 static struct gt_dirent *dir_at(gt_table *t, uint64_t i) {
-    return (struct gt_dirent *)gt_at(t, t->seg->g.dir_off +
+    return (struct gt_dirent *)gt_at(t, t->g.dir_off +
                                             i * sizeof(struct gt_dirent));
 }
 
 uint64_t gt__dir_home(gt_table *t, uint64_t id) {
-    return XXH3_64bits_withSeed(&id, sizeof id, t->seed ^ 0x9e3779b97f4a7c15ull) &
-           (t->seg->g.dir_cap - 1);
+    return XXH3_64bits_withSeed(&id, sizeof id, t->g.seed ^ 0x9e3779b97f4a7c15ull) &
+           (t->g.dir_cap - 1);
 }
 
 static struct gt_guild *check_header(gt_table *t, uint64_t idx, uint64_t id) {
-    if (idx >= t->seg->g.max_guilds)
+    if (idx >= t->g.max_guilds)
         return NULL;
     struct gt_guild *g = gt_guild_at(t, (uint32_t)idx);
     if (LOAD(&g->state, acquire) != GT_GUILD_LIVE || LOAD(&g->id, relaxed) != id)
@@ -46,7 +46,7 @@ static struct gt_guild *check_header(gt_table *t, uint64_t idx, uint64_t id) {
 
 /* Directory probe; no validation of dir_seq. */
 static struct gt_dirent *dir_probe(gt_table *t, uint64_t id, uint64_t *idx) {
-    uint64_t mask = t->seg->g.dir_cap - 1, i = gt__dir_home(t, id);
+    uint64_t mask = t->g.dir_cap - 1, i = gt__dir_home(t, id);
     for (uint64_t n = 0; n <= mask; n++, i = (i + 1) & mask) {
         struct gt_dirent *d = dir_at(t, i);
         uint32_t st = LOAD(&d->state, acquire);
@@ -90,7 +90,7 @@ struct gt_guild *gt__guild_find(gt_table *t, uint64_t id) {
 static int dir_insert_locked(gt_table *t, uint64_t id, uint32_t idx,
                              bool logged) {
     struct gt_seg *s = t->seg;
-    uint64_t mask = s->g.dir_cap - 1, i = gt__dir_home(t, id);
+    uint64_t mask = t->g.dir_cap - 1, i = gt__dir_home(t, id);
     for (uint64_t n = 0; n <= mask; n++, i = (i + 1) & mask) {
         struct gt_dirent *d = dir_at(t, i);
         uint32_t st = LOAD(&d->state, relaxed);
@@ -123,13 +123,13 @@ void gt__dir_rebuild_locked(gt_table *t) {
     if (!(seq & 1u))
         STORE(&s->dir_seq, ++seq, relaxed);
     atomic_thread_fence(memory_order_seq_cst);
-    for (uint64_t i = 0; i < s->g.dir_cap; i++) {
+    for (uint64_t i = 0; i < t->g.dir_cap; i++) {
         struct gt_dirent *d = dir_at(t, i);
         if (LOAD(&d->state, relaxed) != GT_DIR_EMPTY)
             STORE(&d->state, GT_DIR_EMPTY, relaxed);
     }
     uint64_t hw = s->guild_hw;
-    for (uint64_t i = 0; i < hw && i < s->g.max_guilds; i++) {
+    for (uint64_t i = 0; i < hw && i < t->g.max_guilds; i++) {
         struct gt_guild *g = gt_guild_at(t, (uint32_t)i);
         if (LOAD(&g->state, relaxed) == GT_GUILD_LIVE &&
             !(LOAD(&g->flags, relaxed) & GT_GUILD_UNDIR))
@@ -147,7 +147,7 @@ static int header_take_locked(gt_table *t, uint32_t *idx) {
     int r;
     if (s->guild_free) {
         uint32_t i = (uint32_t)(s->guild_free - 1);
-        if (i >= s->g.max_guilds)
+        if (i >= t->g.max_guilds)
             return GT_ECORRUPT;
         struct gt_guild *g = gt_guild_at(t, i);
         if ((r = gt__log_bytes(t, gl, &s->guild_free, 8, -1)))
@@ -156,7 +156,7 @@ static int header_take_locked(gt_table *t, uint32_t *idx) {
         *idx = i;
         return 0;
     }
-    if (s->guild_hw >= s->g.max_guilds)
+    if (s->guild_hw >= t->g.max_guilds)
         return GT_EFULL;
     if ((r = gt__log_bytes(t, gl, &s->guild_hw, 8, -1)))
         return r;
@@ -167,9 +167,9 @@ static int header_take_locked(gt_table *t, uint32_t *idx) {
 static int create_locked(gt_table *t, uint64_t id, struct gt_guild **out) {
     struct gt_seg *s = t->seg;
     struct gt_log *gl = gt__glog(t);
-    if (LOAD(&s->guilds, relaxed) >= s->g.max_guilds)
+    if (LOAD(&s->guilds, relaxed) >= t->g.max_guilds)
         return GT_EFULL;
-    if (LOAD(&s->dir_dead, relaxed) > s->g.dir_cap / 4)
+    if (LOAD(&s->dir_dead, relaxed) > t->g.dir_cap / 4)
         gt__dir_rebuild_locked(t);
     uint32_t idx;
     int r = header_take_locked(t, &idx);
@@ -248,7 +248,7 @@ int gt__guild_get(gt_table *t, uint64_t id, bool create,
 }
 
 static bool block_ok(gt_table *t, uint64_t off, uint64_t bytes) {
-    const struct gt_geom *g = &t->seg->g;
+    const struct gt_geom *g = &t->g;
     return off >= g->heap_off && off < g->file_size &&
            bytes <= g->file_size - off;
 }
@@ -260,7 +260,7 @@ static int view_check(gt_table *t, struct gt_guild *g) {
     uint32_t cap = LOAD(&g->cap, relaxed);
     if (so) {
         const struct gt_store *st = gt_at(t, so);
-        if (!gt_store_ok(&t->seg->g, so, cap, t->stride) ||
+        if (!gt_store_ok(&t->g, so, cap, t->g.stride) ||
             st->magic != GT_STORE_MAGIC || st->cap != cap ||
             gt__block_order(t, so) == 0)
             return GT_ECORRUPT;
@@ -268,7 +268,7 @@ static int view_check(gt_table *t, struct gt_guild *g) {
     if (ao) {
         const struct gt_act *a = gt_at(t, ao);
         if (!block_ok(t, ao, sizeof *a) || a->magic != GT_ACT_MAGIC ||
-            gt__act_bytes(a->nchunks) > t->seg->g.file_size - ao ||
+            gt__act_bytes(a->nchunks) > t->g.file_size - ao ||
             LOAD(&a->hw, relaxed) > a->nchunks || gt__block_order(t, ao) == 0)
             return GT_ECORRUPT;
     }
@@ -304,13 +304,13 @@ int gt__guild_write(gt_table *t, uint64_t id, bool create, struct gt_wr *w,
 int gt__undir_locked(gt_table *t, uint32_t idx) {
     struct gt_seg *s = t->seg;
     struct gt_log *gl = gt__glog(t);
-    if (idx >= s->g.max_guilds)
+    if (idx >= t->g.max_guilds)
         return GT_ECORRUPT;
     struct gt_guild *g = gt_guild_at(t, idx);
     int r;
-    for (uint64_t i = 0; i < s->g.dir_cap; i++) {
+    for (uint64_t i = 0; i < t->g.dir_cap; i++) {
         /* the entry is near the home of the id the header last held */
-        uint64_t j = (gt__dir_home(t, LOAD(&g->id, relaxed)) + i) & (s->g.dir_cap - 1);
+        uint64_t j = (gt__dir_home(t, LOAD(&g->id, relaxed)) + i) & (t->g.dir_cap - 1);
         struct gt_dirent *d = dir_at(t, j);
         uint32_t st = LOAD(&d->state, relaxed);
         if (st == GT_DIR_EMPTY)
@@ -366,7 +366,7 @@ int gt__view_read(gt_table *t, struct gt_guild *g, uint64_t id,
         v->st = NULL;
         v->act = NULL;
         if (so) {
-            if (!gt_store_ok(&t->seg->g, so, cap, t->stride))
+            if (!gt_store_ok(&t->g, so, cap, t->g.stride))
                 return GT_ECORRUPT;
             v->st = gt_at(t, so);
         }
@@ -425,7 +425,7 @@ GT_API int gt_guilds(gt_table *t, gt_guild_fn fn, void *ctx) {
         return GT_EINVAL;
     struct gt_seg *s = t->seg;
     uint64_t hw = __atomic_load_n(&s->guild_hw, __ATOMIC_RELAXED);
-    for (uint64_t i = 0; i < hw && i < s->g.max_guilds; i++) {
+    for (uint64_t i = 0; i < hw && i < t->g.max_guilds; i++) {
         struct gt_guild *g = gt_guild_at(t, (uint32_t)i);
         if (LOAD(&g->state, acquire) != GT_GUILD_LIVE)
             continue;

@@ -102,7 +102,7 @@ int gt__store_make(struct gt_wr *w, uint64_t members, uint64_t *off,
                    uint32_t *cap) {
     gt_table *t = w->t;
     uint32_t c = gt__cap_for(members);
-    uint64_t bytes = gt__store_bytes(c, t->seg->g.stride);
+    uint64_t bytes = gt__store_bytes(c, t->g.stride);
     int r = gt__alloc(w, bytes, off, !w->optional);
     if (r)
         return r;
@@ -152,7 +152,7 @@ int gt__store_rebuild(struct gt_wr *w, uint64_t members) {
     if (old_off) {
         const struct gt_store *ost = gt_at(t, old_off);
         const a8 *ctrl = gt_ctrl(ost);
-        uint32_t stride = t->seg->g.stride;
+        uint32_t stride = t->g.stride;
         for (uint64_t i = 0; i < old_cap; i++) {
             if (LOAD(&ctrl[i], relaxed) & 0x80u)
                 continue;

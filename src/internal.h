@@ -359,8 +359,10 @@ struct gt_table {
     int fd;
     uint32_t flags;    /* GT_RDONLY */
     uint64_t id;       /* process-unique handle id */
-    uint64_t seed;     /* hash seed of the table */
-    uint32_t stride;   /* bytes per record (from the validated geometry) */
+    /* the geometry as validated when the table was opened (or as built):
+     * the only one the library reads, never the segment's header, which any
+     * process with write access could change after the validation */
+    struct gt_geom g;
     uint64_t read_timeout_ns;
     char *path;
     char *name;
@@ -382,16 +384,16 @@ static inline uint64_t gt_off(const gt_table *t, const void *p) {
     return (uint64_t)((const uint8_t *)p - t->base);
 }
 static inline struct gt_slot *gt_slot_at(const gt_table *t, uint32_t i) {
-    return (struct gt_slot *)gt_at(t, t->seg->g.slots_off +
-                                          (uint64_t)i * t->seg->g.slot_size);
+    return (struct gt_slot *)gt_at(t, t->g.slots_off +
+                                          (uint64_t)i * t->g.slot_size);
 }
 static inline struct gt_guild *gt_guild_at(const gt_table *t, uint32_t i) {
-    return (struct gt_guild *)gt_at(t, t->seg->g.guilds_off +
+    return (struct gt_guild *)gt_at(t, t->g.guilds_off +
                                            (uint64_t)i * sizeof(struct gt_guild));
 }
 static inline uint32_t gt_guild_index(const gt_table *t,
                                       const struct gt_guild *g) {
-    return (uint32_t)((gt_off(t, g) - t->seg->g.guilds_off) /
+    return (uint32_t)((gt_off(t, g) - t->g.guilds_off) /
                       sizeof(struct gt_guild));
 }
 
@@ -408,7 +410,7 @@ uint32_t gt__pid(void) GT_INTERNAL;
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 static inline uint64_t gt_hash(const gt_table *t, uint64_t user_id) {
-    return XXH3_64bits_withSeed(&user_id, sizeof user_id, t->seed);
+    return XXH3_64bits_withSeed(&user_id, sizeof user_id, t->g.seed);
 }
 
 /* The home slot of a hash: monotone in the hash, so slot order follows hash
@@ -681,7 +683,7 @@ static inline struct gt_guild *gt_guild_cached(gt_table *t, uint64_t id) {
     uint64_t c = id & 63;
     if (LOAD(&t->gcache[c].id, relaxed) == id) {
         uint64_t idx = LOAD(&t->gcache[c].idx, relaxed);
-        if (idx < t->seg->g.max_guilds) {
+        if (idx < t->g.max_guilds) {
             struct gt_guild *g = gt_guild_at(t, (uint32_t)idx);
             /* pairs with the release store of state when a guild is made */
             if (LOAD(&g->state, acquire) == GT_GUILD_LIVE &&
@@ -729,7 +731,7 @@ static inline struct gt_rec *gt_rec_at(const gt_table *t,
                                        const struct gt_store *st, uint64_t cap,
                                        uint64_t i) {
     return (struct gt_rec *)((uint8_t *)st + sizeof(struct gt_store) +
-                             gt_align_up(cap, GT_LINE) + i * t->stride);
+                             gt_align_up(cap, GT_LINE) + i * t->g.stride);
 }
 static inline a8 *gt_ctrl(const struct gt_store *st) {
     return (a8 *)((uint8_t *)st + sizeof(struct gt_store));

@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 struct gt_log *gt__glog(gt_table *t) {
-    return (struct gt_log *)gt_at(t, t->seg->g.glog_off);
+    return (struct gt_log *)gt_at(t, t->g.glog_off);
 }
 
 /* Copy into shared memory that lock-free readers may read: word stores when
@@ -159,7 +159,7 @@ static void restore_bytes(gt_table *t, struct gt_log *log,
  * must not make recovery write outside the table's mutable regions. */
 static bool entry_ok(gt_table *t, const struct gt_log *log,
                      const struct gt_log_ent *e) {
-    const struct gt_geom *g = &t->seg->g;
+    const struct gt_geom *g = &t->g;
     return e->off >= sizeof(struct gt_geom) && e->off < g->file_size &&
            e->len <= log->data_cap && e->len <= g->file_size - e->off &&
            e->data <= log->data_cap - e->len &&
@@ -181,7 +181,7 @@ void gt__log_seal(gt_table *t, struct gt_log *log, bool sets) {
         n = log->ent_cap;
     for (uint32_t i = 0; sets && i < n; i++) {
         const struct gt_log_ent *e = &log->ent[i];
-        if (e->kind == GT_LOG_SET && e->off < t->seg->g.file_size &&
+        if (e->kind == GT_LOG_SET && e->off < t->g.file_size &&
             e->off >= sizeof(struct gt_geom))
             atomic_store_explicit((a8 *)gt_at(t, e->off), (uint8_t)e->data,
                                   memory_order_release);
@@ -286,7 +286,7 @@ again:
     if ((r = gt__glock(t)))
         return r;
     uint64_t m = LOAD(&s->members, relaxed);
-    if (m + (uint64_t)delta > s->g.max_members) {
+    if (m + (uint64_t)delta > t->g.max_members) {
         gt__gunlock(t);
         /* a dead writer's reservation may be what fills the table */
         if (!swept && (swept = true) && gt__sweep(t, false) > 0)
@@ -387,7 +387,7 @@ int gt__recover_guild(gt_table *t, struct gt_guild *g) {
     uint32_t gidx = gt_guild_index(t, g);
     uint32_t si = LOAD(&g->log_slot, relaxed);
     int r = 0;
-    if (si < t->seg->g.max_slots) {
+    if (si < t->g.max_slots) {
         struct gt_log *log = &gt_slot_at(t, si)->log;
         /* n first, then guild (see gt__log_is_for): the slot's owner may have
          * moved on to another guild's write meanwhile, and reading guild
@@ -426,7 +426,7 @@ int gt__guild_lock(gt_table *t, struct gt_guild *g, struct gt_wr *w) {
      * error): finish them before the log is reused. */
     struct gt_log *mine = &gt_slot_at(t, si)->log;
     uint32_t pg = LOAD(&mine->guild, relaxed);
-    if (LOAD(&mine->n, relaxed) != 0 && pg != 0 && pg <= t->seg->g.max_guilds &&
+    if (LOAD(&mine->n, relaxed) != 0 && pg != 0 && pg <= t->g.max_guilds &&
         (r = gt__guild_recover(t, gt_guild_at(t, pg - 1), false)))
         return r;
     bool died;

@@ -62,7 +62,7 @@ static inline uint64_t fetch_match(gt_table *t, const struct gt_store *st,
     uint64_t i = m ? grp + ((uint64_t)__builtin_ctzll(m) >> 3) : pos;
     const uint8_t *rec = (const uint8_t *)gt_rec_at(t, st, cap, i);
     __builtin_prefetch(rec);
-    __builtin_prefetch(rec + t->stride - 1);
+    __builtin_prefetch(rec + t->g.stride - 1);
     return i;
 }
 
@@ -121,7 +121,7 @@ static inline void fetch_home(gt_table *t, const struct gt_store *st,
     const uint8_t *rec = (const uint8_t *)gt_rec_at(t, st, cap, pos);
     __builtin_prefetch(gt_ctrl(st) + (pos & ~7ull));
     __builtin_prefetch(rec);
-    __builtin_prefetch(rec + t->stride - 1);
+    __builtin_prefetch(rec + t->g.stride - 1);
 }
 /* Writes per hold of the guild's lock in the batch calls: other writers of
  * the guild wait at most this many. */
@@ -135,7 +135,7 @@ static void fetch_ahead(gt_table *t, uint64_t gid, uint64_t h) {
     if (!g)
         return;
     uint64_t so = LOAD(&g->store_off, relaxed), cap = LOAD(&g->cap, relaxed);
-    if (so && gt_store_ok(&t->seg->g, so, cap, t->stride))
+    if (so && gt_store_ok(&t->g, so, cap, t->g.stride))
         fetch_home(t, gt_at(t, so), cap, h);
 }
 
@@ -185,7 +185,7 @@ static uint32_t rec_logged(const gt_table *t, const struct gt_rec *r,
                            uint32_t meta) {
     bool fills = !(LOAD(&r->meta, relaxed) & GT_REC_LIVE);
     bool frees = !(meta & GT_REC_LIVE);
-    return fills || frees ? REC_HEAD : t->seg->g.stride;
+    return fills || frees ? REC_HEAD : t->g.stride;
 }
 
 /* Write a record whole (words, payload if write_payload, meta). */
@@ -213,7 +213,7 @@ static int rec_write(struct gt_wr *w, struct gt_rec *r, const uint64_t nw[8],
     gt_seq_begin(&r->seq);
     write_words(r, nw);
     if (write_payload) {
-        uint32_t ps = t->seg->g.payload_size;
+        uint32_t ps = t->g.payload_size;
         const uint8_t *p = payload;
         for (uint32_t i = 0; i < (ps + 7) / 8; i++) {
             uint64_t v = 0;
@@ -416,7 +416,7 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
         return r;
     wview(&w, &v);
     struct gt_guild *g = w.g;
-    uint32_t ps = t->seg->g.payload_size;
+    uint32_t ps = t->g.payload_size;
     size_t pmax = PART_INSERTS;
     int added = 0;
     /* Room for every insert of the hold first, in a part of its own: then
@@ -461,7 +461,7 @@ static int insert_hold(gt_table *t, uint64_t gid, const gt_member *m,
             bool joins = act && si == GT_NOT_FOUND &&
                          gt_act_room(&v, joiners + 1);
             bool fits = part_take(
-                &pr, si == GT_NOT_FOUND ? REC_HEAD : t->seg->g.stride, joins);
+                &pr, si == GT_NOT_FOUND ? REC_HEAD : t->g.stride, joins);
             if (k && (repeat || (act && !joins) || !fits))
                 break; /* (the first always fits) */
             h[k] = hi;
@@ -644,7 +644,7 @@ GT_API int gt_update_flags(gt_table *t, uint64_t guild_id, uint64_t user_id,
  * its record, maybe its fanout entry, and the counters line. */
 static bool log_room(const struct gt_wr *w) {
     const struct gt_log *l = w->log;
-    uint32_t need = 2 * w->t->seg->g.stride + 2 * GT_LINE;
+    uint32_t need = 2 * w->t->g.stride + 2 * GT_LINE;
     return LOAD(&l->n, relaxed) + 3 <= l->ent_cap &&
            l->data_used + need <= l->data_cap;
 }
@@ -821,7 +821,7 @@ fail:
 GT_API int gt_guild_reserve(gt_table *t, uint64_t guild_id, uint64_t members) {
     if (!t)
         return GT_EINVAL;
-    if (members > t->seg->g.max_members)
+    if (members > t->g.max_members)
         return GT_EINVAL;
     struct gt_wr w;
     bool created;
@@ -890,7 +890,7 @@ rec_read(gt_table *t, const struct gt_rec *r, uint64_t uid, gt_member *out,
     struct rec_copy c = rec_copy(r);
     uint32_t meta = LOAD(&r->meta, relaxed);
     if (payload)
-        gt_rec_payload(r, t->seg->g.payload_size, payload);
+        gt_rec_payload(r, t->g.payload_size, payload);
     /* pairs with the release fence of gt_seq_begin */
     atomic_thread_fence(memory_order_acquire);
     if (GT_UNLIKELY(LOAD(&r->seq, relaxed) != s1))
@@ -988,7 +988,7 @@ static inline int lookup_view(gt_table *t, struct gt_guild *g, uint64_t gid,
         }
         if (!live || !so)
             return 0;
-        if (GT_UNLIKELY(!gt_store_ok(&t->seg->g, so, *cap, t->stride)))
+        if (GT_UNLIKELY(!gt_store_ok(&t->g, so, *cap, t->g.stride)))
             return GT_ECORRUPT;
         *st = gt_at(t, so);
         GT_HOOK("lookup_view"); /* tests/fault/test_lookup.c stops here */
@@ -1035,7 +1035,7 @@ lookup_fast(gt_table *t, uint64_t gid, uint64_t uid, gt_member *out,
     uint64_t so = LOAD(&g->store_off, relaxed), cap = LOAD(&g->cap, relaxed);
     if (GT_UNLIKELY((vs & 1u) || LOAD(&g->state, relaxed) != GT_GUILD_LIVE ||
                     LOAD(&g->id, relaxed) != gid || !so ||
-                    !gt_store_ok(&t->seg->g, so, cap, t->stride)))
+                    !gt_store_ok(&t->g, so, cap, t->g.stride)))
         return LOOKUP_SLOW;
     GT_HOOK("lookup_view");
     /* (so, cap) may be torn by a writer that replaced the view since vs: it
@@ -1133,7 +1133,7 @@ GT_API int gt_lookup_many(gt_table *t, uint64_t guild_id,
     struct gt_guild *g = gt_guild_lookup(t, guild_id);
     if (!g)
         return 0;
-    uint32_t ps = t->seg->g.payload_size;
+    uint32_t ps = t->g.payload_size;
     struct gt_wait wt = GT_WAIT_INIT;
     struct ahead ah = {.key = (const uint8_t *)user_ids, .stride = sizeof *user_ids};
     int hits = 0;

@@ -179,7 +179,7 @@ static bool glock_settle(gt_table *t) {
 }
 
 int gt__sweep(gt_table *t, bool all) {
-    uint32_t n = t->seg->g.max_slots;
+    uint32_t n = t->g.max_slots;
     int freed = 0;
     /* A dead holder of the global lock: its section is rolled back by the
      * next taker, so take it now (counters read after this are whole). */
@@ -200,7 +200,7 @@ int gt__sweep(gt_table *t, bool all) {
         }
         uint32_t gi = LOAD(&s->log.guild, relaxed);
         if (LOAD(&s->log.n, relaxed) != 0 && gi != 0 &&
-            gi <= t->seg->g.max_guilds) {
+            gi <= t->g.max_guilds) {
             gt__guild_recover(t, gt_guild_at(t, gi - 1), true);
             if (LOAD(&s->log.n, relaxed) != 0)
                 continue; /* someone else is recovering it: next time */
@@ -227,7 +227,7 @@ static struct tls_ent *tls_find(gt_table *t) {
 }
 
 static int take(gt_table *t, struct tls_ent **out) {
-    uint32_t n = t->seg->g.max_slots, me = gt__pid();
+    uint32_t n = t->g.max_slots, me = gt__pid();
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < n; i++) {
             struct gt_slot *s = gt_slot_at(t, i);
@@ -314,7 +314,7 @@ void gt__unpin(gt_table *t, uint32_t slot) {
  * (gt_pin_held), and they no longer hold memory. */
 uint64_t gt__min_epoch(gt_table *t, uint64_t below, uint64_t evict_before) {
     uint64_t min = UINT64_MAX;
-    uint32_t n = t->seg->g.max_slots;
+    uint32_t n = t->g.max_slots;
     for (uint32_t i = 0; i < n; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
         uint64_t ticket = LOAD(&s->epoch, acquire), e = ticket >> GT_PIN_BITS;
@@ -345,7 +345,7 @@ uint64_t gt__min_epoch(gt_table *t, uint64_t below, uint64_t evict_before) {
 
 void gt__slots_release(gt_table *t) {
     gt__stat_flush(t);
-    uint32_t n = t->seg->g.max_slots, me = gt__pid();
+    uint32_t n = t->g.max_slots, me = gt__pid();
     for (uint32_t i = 0; i < n; i++) {
         struct gt_slot *s = gt_slot_at(t, i);
         if (LOAD(&s->pid, relaxed) == me && LOAD(&s->owner, relaxed) == t->id)
@@ -362,7 +362,7 @@ void gt__slots_release(gt_table *t) {
 }
 
 uint32_t gt__slots_used(gt_table *t) {
-    uint32_t n = t->seg->g.max_slots, used = 0;
+    uint32_t n = t->g.max_slots, used = 0;
     for (uint32_t i = 0; i < n; i++)
         used += LOAD(&gt_slot_at(t, i)->pid, relaxed) != 0;
     return used;
@@ -402,7 +402,7 @@ int gt__wait(gt_table *t, struct gt_guild *g, struct gt_wait *w) {
 GT_API int gt_readers(gt_table *t, gt_reader_fn fn, void *ctx) {
     if (!t || !fn)
         return GT_EINVAL;
-    uint32_t n = t->seg->g.max_slots;
+    uint32_t n = t->g.max_slots;
     uint64_t now = gt__now_ns(), epoch = LOAD(&t->seg->epoch, acquire);
     for (uint32_t i = 0; i < n; i++) {
         const struct gt_slot *s = gt_slot_at(t, i);

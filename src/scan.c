@@ -149,7 +149,7 @@ visit_record(gt_table *t, struct gt_view *v, uint64_t slot,
     uint64_t w[8]; /* set by rec_read when it returns 1 */
     uint32_t meta;
     int r = rec_read(t, v->g, gt_rec_at(t, v->st, v->cap, slot),
-                     sc->want_payload ? t->seg->g.payload_size : 0, w, pbuf,
+                     sc->want_payload ? t->g.payload_size : 0, w, pbuf,
                      &meta);
     if (r <= 0)
         return r; /* error, or the slot holds no member now */
@@ -294,7 +294,7 @@ static int scan_act(gt_table *t, struct gt_view *v, uint64_t act_seq,
     /* the set's shape is read once and checked; later reads of a reused
      * block cannot send us outside it */
     uint32_t hw = LOAD(&a->hw, acquire), nchunks = a->nchunks;
-    const struct gt_geom *geo = &t->seg->g;
+    const struct gt_geom *geo = &t->g;
     if (a->magic != GT_ACT_MAGIC || hw > nchunks ||
         gt__act_bytes(nchunks) > geo->file_size - gt_off(t, a))
         return GT_ECORRUPT;
@@ -467,7 +467,7 @@ static int iter_page(gt_table *t, struct gt_view *v, uint32_t pin,
                      gt_cursor *c, const struct gt_filt *ft, gt_member *out,
                      void *payloads, size_t max, size_t *n) {
     uint64_t cap = v->cap;
-    uint32_t ps = t->seg->g.payload_size;
+    uint32_t ps = t->g.payload_size;
     size_t ncand = 0, room = 0;
     struct cand *cs = NULL;
     uint8_t *pay = NULL;

@@ -212,15 +212,16 @@ static int validate(const struct gt_geom *g, uint64_t fsize) {
     return 0;
 }
 
-static int map(gt_table *t, uint64_t size) {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
+/* Map the file of geometry g (validated or just built) and keep g. */
+static int map(gt_table *t, const struct gt_geom *g) {
+    void *p = mmap(NULL, g->file_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   t->fd, 0);
     if (p == MAP_FAILED)
         return errno_code(errno);
     t->base = p;
-    t->size = size;
+    t->size = g->file_size;
     t->seg = p;
-    t->seed = t->seg->g.seed;
-    t->stride = t->seg->g.stride;
+    t->g = *g;
     return 0;
 }
 
@@ -261,13 +262,11 @@ static int build(gt_table *t, const struct params *p, uint32_t mode,
         return errno_code(errno);
     if (fallocate(t->fd, 0, 0, (off_t)g.guilds_off) != 0)
         return errno == ENOSPC ? GT_ENOSPC : errno_code(errno);
-    int r = map(t, g.file_size);
+    int r = map(t, &g);
     if (r)
         return r;
     struct gt_seg *s = t->seg;
     s->g = g;
-    t->seed = g.seed; /* map() read these before the header was written */
-    t->stride = g.stride;
     a64 *bits = gt_at(t, g.commit_off);
     for (uint64_t pg = 0; pg < g.guilds_off / GT_PAGE; pg++)
         bits[pg >> 6] |= 1ull << (pg & 63);
@@ -283,7 +282,7 @@ static int build(gt_table *t, const struct params *p, uint32_t mode,
 /* The logs recovery will read: their shape must be the one this build
  * gave them (they are in the committed fixed region, so safe to read). */
 static int check_logs(gt_table *t) {
-    const struct gt_geom *g = &t->seg->g;
+    const struct gt_geom *g = &t->g;
     const struct gt_log *gl = gt__glog(t);
     if (gl->ent_cap != GT_GLOBAL_LOG_ENTRIES || gl->data_cap != g->glog_data ||
         LOAD(&gl->n, relaxed) > gl->ent_cap)
@@ -316,7 +315,7 @@ static int attach(gt_table *t, const struct params *want, uint32_t flags) {
         (want->stall_ms && want->stall_ms != g.stall_ms))
         return GT_EMISMATCH;
     (void)flags;
-    if ((r = map(t, g.file_size)))
+    if ((r = map(t, &g)))
         return r;
     return check_logs(t);
 }
@@ -477,23 +476,23 @@ GT_API int gt_info(gt_table *t, gt_table_stat *out) {
         return errno_code(errno);
     memset(out, 0, sizeof *out);
     out->guilds = LOAD(&s->guilds, relaxed);
-    out->max_guilds = s->g.max_guilds;
+    out->max_guilds = t->g.max_guilds;
     out->members = LOAD(&s->members, relaxed);
-    out->max_members = s->g.max_members;
-    out->payload_size = s->g.payload_size;
+    out->max_members = t->g.max_members;
+    out->payload_size = t->g.payload_size;
     out->slots_used = gt__slots_used(t);
-    out->max_slots = s->g.max_slots;
-    out->version = s->g.version;
+    out->max_slots = t->g.max_slots;
+    out->version = t->g.version;
     out->bytes_used = LOAD(&s->heap_used, relaxed);
     out->bytes_retired = LOAD(&s->retired_bytes, relaxed);
     out->bytes_resident = (uint64_t)st.st_blocks * 512u;
-    out->bytes_reserved = s->g.file_size;
+    out->bytes_reserved = t->g.file_size;
     out->bytes_per_member =
         out->members ? (double)out->bytes_used / (double)out->members : 0.0;
     out->overhead_per_member =
         out->members ? out->bytes_per_member - (double)sizeof(gt_member) -
-                           (double)s->g.payload_size
+                           (double)t->g.payload_size
                      : 0.0;
-    out->record_bytes = s->g.stride;
+    out->record_bytes = t->g.stride;
     return 0;
 }

@@ -213,7 +213,7 @@ int gt__snap_load(gt_table *t, struct gt_snap_reader *rd, bool one,
         r = gt__snap_manifest_decode(v, vn, &man);
     if (r)
         return r;
-    if (man.payload_size != t->seg->g.payload_size)
+    if (man.payload_size != t->g.payload_size)
         return GT_EMISMATCH;
     if (man.members > rd->max_records)
         return GT_ECORRUPT;
@@ -420,9 +420,9 @@ static int copy_guild(gt_table *t, uint64_t id, struct copybuf *b,
         if ((r = gt__guild_get(t, id, false, &g, NULL)))
             return r;
         uint32_t c = LOAD(&g->cap, relaxed);
-        if (c && (r = buf_ready(b, want > gt_store_size(c, t->stride)
+        if (c && (r = buf_ready(b, want > gt_store_size(c, t->g.stride)
                                        ? want
-                                       : gt_store_size(c, t->stride))))
+                                       : gt_store_size(c, t->g.stride))))
             return r;
         if ((r = gt__guild_lock(t, g, &w)))
             return r;
@@ -434,7 +434,7 @@ static int copy_guild(gt_table *t, uint64_t id, struct copybuf *b,
         }
         uint64_t so = LOAD(&g->store_off, relaxed);
         *cap = so ? LOAD(&g->cap, relaxed) : 0;
-        size_t bytes = so ? gt_store_size(*cap, t->stride) : 0;
+        size_t bytes = so ? gt_store_size(*cap, t->g.stride) : 0;
         if (bytes <= b->bytes || tries >= 3)
             break;
         want = bytes + bytes / 4; /* it grows: leave it room */
@@ -442,7 +442,7 @@ static int copy_guild(gt_table *t, uint64_t id, struct copybuf *b,
     }
     uint64_t so = LOAD(&g->store_off, relaxed);
     if (so) {
-        size_t bytes = gt_store_size(*cap, t->stride);
+        size_t bytes = gt_store_size(*cap, t->g.stride);
         if (bytes > b->bytes)
             r = buf_ready(b, bytes); /* still growing: under the lock */
         if (r == 0)
@@ -458,7 +458,7 @@ static int write_guild(struct writer *w, uint64_t id) {
     int r = copy_guild(t, id, &w->buf, &cap);
     if (r)
         return r;
-    uint32_t psize = t->seg->g.payload_size;
+    uint32_t psize = t->g.payload_size;
     struct rec_ref *refs = NULL;
     size_t n = 0;
     if (cap) {
@@ -603,7 +603,7 @@ static int snapshot(gt_table *t, const uint64_t *one, const char *path,
     snprintf(tmp, sizeof tmp, "%s.tmp-%u", path, gt__pid());
     /* room for every record with LMDB's overhead; growing members meanwhile
      * are allowed for by the margin, and by retrying bigger */
-    uint64_t psize = t->seg->g.payload_size;
+    uint64_t psize = t->g.payload_size;
     uint64_t per = 16 + member_value_bytes((uint32_t)psize) + 24;
     uint64_t mapsize = (ids.members + ids.members / 2 + 1024) * per * 2 +
                        (64u << 20) + (uint64_t)ids.n * 256;
@@ -630,8 +630,8 @@ static int snapshot(gt_table *t, const uint64_t *one, const char *path,
             MDB_dbi meta;
             struct gt_snap_manifest *m = &w.man;
             m->payload_size = (uint32_t)psize;
-            m->max_members = t->seg->g.max_members;
-            m->max_guilds = t->seg->g.max_guilds;
+            m->max_members = t->g.max_members;
+            m->max_guilds = t->g.max_guilds;
             m->created = (uint64_t)time(NULL);
             m->digest = XXH3_64bits_digest(&w.all);
             uint8_t mb[GT_SNAP_MANIFEST_BYTES];

@@ -119,7 +119,7 @@ GT_API int gt_stats_read(gt_table *t, gt_stats *out) {
         return GT_EINVAL;
     uint64_t c[GT_ST_COUNT] = {0}, h[GT_ST_BUCKETS] = {0};
     sum(c, h, &t->seg->stats);
-    for (uint32_t i = 0; i < t->seg->g.max_slots; i++)
+    for (uint32_t i = 0; i < t->g.max_slots; i++)
         sum(c, h, &gt_slot_at(t, i)->stats);
     *out = (gt_stats){
         .lookups = c[GT_ST_LOOKUPS],

@@ -130,6 +130,13 @@ typedef struct gt_options {
  *   that are non-zero must equal the table's own; zero means "whatever the
  *   table has". A new table reserves its maximum size sparsely: memory is used
  *   only as members are stored.
+ * Huge pages: in a tmpfs mounted huge=advise (mount -o remount,huge=advise
+ *   /dev/shm), memory a write takes in blocks of 2 MiB or more (a large
+ *   guild's storage, its fanout set) comes in 2 MiB pages, which every
+ *   process maps as such; the rest stays in 4 KiB pages. Large guilds' reads
+ *   then miss the TLB far less (README: "Limits"). Other mounts are used as
+ *   they are; huge=within_size or huge=always put every page of the table in
+ *   a 2 MiB one, small tables' too.
  * out: receives the handle; set to NULL on failure.
  * Errors: GT_EINVAL (bad name, option out of range, out NULL, unknown flag),
  *   GT_ENOENT (no such table and no GT_CREATE), GT_EEXIST (GT_EXCL and it

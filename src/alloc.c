@@ -36,7 +36,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +99,78 @@ static void prefault(gt_table *t, uint64_t off, uint64_t len) {
     if (len >= PREFAULT_MIN)
         (void)madvise(gt_at(t, start), off + len - start,
                       MADV_POPULATE_WRITE);
+#else
+    (void)t, (void)off, (void)len;
+#endif
+}
+
+/* ---- huge pages for large blocks ----------------------------------------- */
+
+/* Whether the table's file system gives 2 MiB pages on request only: a
+ * tmpfs mounted huge=advise (its superblock options in mountinfo, found by
+ * the file's device). huge=within_size and huge=always give them to every
+ * page fallocate commits, the sparse regions too; huge=never, the default,
+ * to none. */
+bool gt__huge_on_request(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return false;
+    char dev[32];
+    snprintf(dev, sizeof dev, "%u:%u", major(st.st_dev), minor(st.st_dev));
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return false;
+    bool huge = false, found = false;
+    char *line = NULL;
+    size_t cap = 0;
+    while (!found && getline(&line, &cap, f) > 0) {
+        /* id parent major:minor root point options [tags] - type source super */
+        char *save = NULL, *tok = strtok_r(line, " \n", &save);
+        for (int i = 0; tok && i < 2; i++)
+            tok = strtok_r(NULL, " \n", &save);
+        if (!tok || strcmp(tok, dev) != 0)
+            continue;
+        while ((tok = strtok_r(NULL, " \n", &save)) && strcmp(tok, "-") != 0)
+            ;
+        const char *type = strtok_r(NULL, " \n", &save);
+        const char *source = strtok_r(NULL, " \n", &save);
+        char *super = strtok_r(NULL, " \n", &save);
+        if (!type || !source || !super)
+            continue;
+        found = true;
+        char *s2 = NULL;
+        for (char *o = strtok_r(super, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
+            huge |= strcmp(type, "tmpfs") == 0 && strcmp(o, "huge=advise") == 0;
+    }
+    free(line);
+    fclose(f);
+    return huge;
+}
+
+#define HUGE_PAGE (2ull << 20)
+
+/* Give the whole 2 MiB pages of a new block huge pages where the mount
+ * gives them on request (t->huge): fault them in through a short-lived
+ * mapping of the block marked MADV_HUGEPAGE, before gt__commit's fallocate
+ * (which then finds them there). A page the file holds whole is mapped as
+ * one by every process (one TLB entry for 512 pages), so the table's own
+ * mapping needs no mark and keeps none: nothing gathers its sparse regions
+ * into huge pages later. Best effort: on any failure fallocate commits the
+ * pages 4 KiB at a time, and a full tmpfs is still its GT_ENOSPC (a
+ * populate reports errors; it raises no SIGBUS). Blocks of 2 MiB or more
+ * start on a 2 MiB boundary of the file, as heap_off does. */
+static void huge_fill(gt_table *t, uint64_t off, uint64_t len) {
+#ifdef MADV_POPULATE_WRITE
+    uint64_t n = len & ~(HUGE_PAGE - 1);
+    if (!t->huge || n == 0 || off % HUGE_PAGE)
+        return;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd,
+                   (off_t)off);
+    if (p == MAP_FAILED)
+        return;
+    if (madvise(p, n, MADV_HUGEPAGE) == 0)
+        (void)madvise(p, n, MADV_POPULATE_WRITE);
+    munmap(p, n);
 #else
     (void)t, (void)off, (void)len;
 #endif
@@ -344,6 +421,7 @@ static int alloc_once(struct gt_wr *w, uint64_t bytes, uint64_t *off,
      * failure the caller aborts, and the rollback frees the block. */
     *off = t->g.heap_off + h;
     GT_HOOK("alloc");
+    huge_fill(t, *off, bytes);
     if ((r = gt__commit(t, *off, bytes)))
         return r;
     prefault(t, *off, bytes);

@@ -363,6 +363,7 @@ struct gt_table {
      * the only one the library reads, never the segment's header, which any
      * process with write access could change after the validation */
     struct gt_geom g;
+    bool huge; /* its tmpfs gives huge pages on request (alloc.c) */
     uint64_t read_timeout_ns;
     char *path;
     char *name;
@@ -667,6 +668,7 @@ int gt__alloc(struct gt_wr *w, uint64_t bytes, uint64_t *off,
 void gt__free_locked(gt_table *t, uint64_t off, uint32_t order,
                      uint32_t units) GT_INTERNAL;
 int gt__commit(gt_table *t, uint64_t off, uint64_t len) GT_INTERNAL;
+bool gt__huge_on_request(int fd) GT_INTERNAL; /* tmpfs huge=advise */
 void gt__reclaim_locked(gt_table *t, uint32_t max, bool evict) GT_INTERNAL;
 int gt__retire_locked(gt_table *t, uint64_t off, uint32_t order,
                       uint32_t units) GT_INTERNAL;

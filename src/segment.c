@@ -222,6 +222,7 @@ static int map(gt_table *t, const struct gt_geom *g) {
     t->size = g->file_size;
     t->seg = p;
     t->g = *g;
+    t->huge = gt__huge_on_request(t->fd);
     return 0;
 }
 

@@ -2,9 +2,12 @@
  * SIGBUS) and leaves the table consistent and writable again after deletes;
  * freed guilds give their memory back. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -12,18 +15,22 @@
 static char mnt[64];
 static bool mounted;
 
-static void small_tmpfs(const char *size) {
+/* Mount a tmpfs of the given options at mnt (skips the test if it cannot). */
+static void tmpfs_with(const char *opt) {
     if (geteuid() != 0)
         cr_skip_test("needs root to mount a tmpfs");
     snprintf(mnt, sizeof mnt, "/tmp/gt-alloc-XXXXXX");
     cr_assert_not_null(mkdtemp(mnt));
-    char opt[32];
-    snprintf(opt, sizeof opt, "size=%s", size);
     if (mount("tmpfs", mnt, "tmpfs", 0, opt) != 0) {
         rmdir(mnt);
         cr_skip_test("cannot mount a tmpfs here");
     }
     mounted = true;
+}
+static void small_tmpfs(const char *size) {
+    char opt[32];
+    snprintf(opt, sizeof opt, "size=%s", size);
+    tmpfs_with(opt);
 }
 static void cleanup(void) {
     if (mounted) {
@@ -154,4 +161,140 @@ Test(alloc, deleted_guilds_return_memory) {
                  (unsigned long)st2.bytes_resident,
                  (unsigned long)st0.bytes_resident);
     tc_drop(t, name);
+}
+
+/* kB of this process's shared memory mapped as 2 MiB pages */
+static long pmd_mapped_kb(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    long kb = 0, v;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "ShmemPmdMapped: %ld", &v) == 1 ||
+            sscanf(line, "FilePmdMapped: %ld", &v) == 1)
+            kb += v;
+    fclose(f);
+    return kb;
+}
+
+/* Whether the kernel gives a file of mnt a 2 MiB page through a mapping
+ * marked MADV_HUGEPAGE at all (memory may be too fragmented for one). */
+static bool kernel_gives_huge_pages(void) {
+    char path[96];
+    snprintf(path, sizeof path, "%s/probe", mnt);
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 4 << 20), 0);
+    long before = pmd_mapped_kb();
+    void *p = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert_neq(p, MAP_FAILED);
+    bool yes = madvise(p, 4 << 20, MADV_HUGEPAGE) == 0 &&
+               madvise(p, 4 << 20, MADV_POPULATE_WRITE) == 0 &&
+               pmd_mapped_kb() > before;
+    munmap(p, 4 << 20);
+    close(fd);
+    unlink(path);
+    return yes;
+}
+
+static uint64_t lookup_all(gt_table *t, uint64_t n) {
+    uint64_t found = 0;
+    for (uint64_t u = 0; u < n; u++) {
+        gt_member got;
+        found += gt_lookup(t, 1, u, &got, NULL) == 0 && tc_member_whole(&got);
+    }
+    return found;
+}
+
+/* On a tmpfs that gives huge pages on request (huge=advise), a large
+ * guild's storage gets them, and every process maps them as such (each a
+ * TLB entry for 512 pages); the sparse regions do not, so a table of many
+ * small guilds stays small there; and a deleted guild's memory comes
+ * back. On the default mount (huge=never) nothing is mapped so. */
+Test(alloc, huge_pages_on_request_for_large_guilds) {
+    tmpfs_with("size=512m,huge=advise");
+    if (!kernel_gives_huge_pages())
+        cr_skip_test("the kernel gives no huge pages to this tmpfs");
+    enum { N = 300000 };
+    long base = pmd_mapped_kb();
+    gt_table *t = open_in("huge", 400000);
+    gt_table_stat st0, st1, st2;
+    cr_assert_eq(gt_info(t, &st0), 0);
+    cr_assert_eq(gt_guild_reserve(t, 1, N), 0);
+    for (uint64_t u = 0; u < N; u++) {
+        gt_member m = tc_member(u, 1);
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    cr_assert_eq(lookup_all(t, N), N);
+    gt_guild_stat gs;
+    cr_assert_eq(gt_guild_info(t, 1, &gs), 0);
+    long mine = pmd_mapped_kb() - base;
+    /* the storage's whole 2 MiB pages: all but at most one of its pages */
+    cr_assert_geq(mine * 1024l, (long)gs.bytes_used - (4l << 20),
+                  "%ld kB mapped as 2 MiB pages for a storage of %lu bytes",
+                  mine, (unsigned long)gs.bytes_used);
+    /* another process, which marks nothing, maps them so too */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        gt_options o = {.dir = mnt};
+        gt_table *r;
+        long kb = -1;
+        if (gt_open("huge", &o, &r) == 0 && lookup_all(r, N) == N)
+            kb = pmd_mapped_kb();
+        _exit(write(fds[1], &kb, sizeof kb) == sizeof kb ? 0 : 1);
+    }
+    long theirs = 0;
+    cr_assert_eq(read(fds[0], &theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    cr_assert_geq(theirs, mine, "the reader mapped %ld kB as 2 MiB pages, "
+                  "the writer %ld", theirs, mine);
+    /* the memory comes back with the guild */
+    cr_assert_eq(gt_info(t, &st1), 0);
+    cr_assert_eq(gt_guild_delete(t, 1), 0);
+    cr_assert_eq(gt_info(t, &st2), 0);
+    cr_assert_lt(st2.bytes_resident, st0.bytes_resident + (4u << 20),
+                 "resident %lu after delete (%lu before the guild, %lu with)",
+                 (unsigned long)st2.bytes_resident,
+                 (unsigned long)st0.bytes_resident,
+                 (unsigned long)st1.bytes_resident);
+    gt_close(t);
+    cr_assert_eq(gt_unlink("huge", mnt), 0);
+
+    /* many small guilds: nothing large, nothing huge, little memory */
+    gt_options o = {.dir = mnt, .max_members = 1000, .max_guilds = 1u << 24,
+                    .flags = GT_CREATE | GT_EXCL};
+    cr_assert_eq(gt_open("many", &o, &t), 0);
+    for (uint64_t g = 1; g <= 50; g++)
+        for (uint64_t u = 1; u <= 10; u++) {
+            gt_member m = tc_member(u, g);
+            cr_assert_eq(gt_insert(t, g * 7919, &m, NULL), 0);
+        }
+    cr_assert_eq(gt_info(t, &st1), 0);
+    cr_assert_lt(st1.bytes_resident, 32u << 20, "resident %lu",
+                 (unsigned long)st1.bytes_resident);
+    gt_close(t);
+    cr_assert_eq(gt_unlink("many", mnt), 0);
+}
+
+/* The default mount gives none: the large guild's pages stay 4 KiB. */
+Test(alloc, no_huge_pages_unless_on_request) {
+    tmpfs_with("size=512m,huge=never");
+    long base = pmd_mapped_kb();
+    gt_table *t = open_in("small", 400000);
+    cr_assert_eq(gt_guild_reserve(t, 1, 300000), 0);
+    for (uint64_t u = 0; u < 300000; u++) {
+        gt_member m = tc_member(u, 1);
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    cr_assert_eq(lookup_all(t, 300000), 300000);
+    cr_assert_eq(pmd_mapped_kb(), base);
+    gt_close(t);
+    cr_assert_eq(gt_unlink("small", mnt), 0);
 }

@@ -16,6 +16,11 @@
  *   FREE|order or USED|order. Free blocks are on a doubly linked list per
  *   order whose links live in the first 16 bytes of the block; those bytes
  *   are committed before they are written.
+ * - On a tmpfs that gives huge pages on request (huge=advise), a new block's
+ *   whole 2 MiB pages are faulted in through a short-lived mapping marked
+ *   MADV_HUGEPAGE just before fallocate commits the block (huge_fill). That
+ *   stores nothing, and where it fails fallocate still decides: a full file
+ *   system stays an ENOSPC.
  * - Only the part of a block its owner asks for is committed, so the buddy
  *   rounding costs address space, not memory. Freed blocks of 64 KiB or more
  *   give their pages back (all but the page holding the links), once the

@@ -154,6 +154,26 @@ bool gt__huge_on_request(int fd) {
 
 #define HUGE_PAGE (2ull << 20)
 
+/* Give back the pages of [off, off + len) whose commit bit is clear: what
+ * huge_fill took for a block that then could not be committed. Nothing is
+ * stored to such pages (the invariant above), so punching them is safe. */
+static void drop_uncommitted(gt_table *t, uint64_t off, uint64_t len) {
+    const a64 *bits = commit_words(t);
+    uint64_t p = off / GT_PAGE, end = (off + len) / GT_PAGE;
+    while (p < end) {
+        if (LOAD(&bits[p >> 6], relaxed) & (1ull << (p & 63))) {
+            p++;
+            continue;
+        }
+        uint64_t q = p;
+        while (q < end && !(LOAD(&bits[q >> 6], relaxed) & (1ull << (q & 63))))
+            q++;
+        (void)fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        (off_t)(p * GT_PAGE), (off_t)((q - p) * GT_PAGE));
+        p = q;
+    }
+}
+
 /* Give the whole 2 MiB pages of a new block huge pages where the mount
  * gives them on request (t->huge): fault them in through a short-lived
  * mapping of the block marked MADV_HUGEPAGE, before gt__commit's fallocate
@@ -162,7 +182,8 @@ bool gt__huge_on_request(int fd) {
  * mapping needs no mark and keeps none: nothing gathers its sparse regions
  * into huge pages later. Best effort: on any failure fallocate commits the
  * pages 4 KiB at a time, and a full tmpfs is still its GT_ENOSPC (a
- * populate reports errors; it raises no SIGBUS). Blocks of 2 MiB or more
+ * populate reports errors; it raises no SIGBUS); what a failed populate,
+ * or a populate whose block then fails to commit, took is given back. Blocks of 2 MiB or more
  * start on a 2 MiB boundary of the file, as heap_off does. */
 static void huge_fill(gt_table *t, uint64_t off, uint64_t len) {
 #ifdef MADV_POPULATE_WRITE
@@ -173,9 +194,11 @@ static void huge_fill(gt_table *t, uint64_t off, uint64_t len) {
                    (off_t)off);
     if (p == MAP_FAILED)
         return;
-    if (madvise(p, n, MADV_HUGEPAGE) == 0)
-        (void)madvise(p, n, MADV_POPULATE_WRITE);
+    bool taken = madvise(p, n, MADV_HUGEPAGE) == 0 &&
+                 madvise(p, n, MADV_POPULATE_WRITE) == 0;
     munmap(p, n);
+    if (!taken) /* a full file system, say: leave it all to fallocate */
+        drop_uncommitted(t, off, n);
 #else
     (void)t, (void)off, (void)len;
 #endif
@@ -427,8 +450,10 @@ static int alloc_once(struct gt_wr *w, uint64_t bytes, uint64_t *off,
     *off = t->g.heap_off + h;
     GT_HOOK("alloc");
     huge_fill(t, *off, bytes);
-    if ((r = gt__commit(t, *off, bytes)))
+    if ((r = gt__commit(t, *off, bytes))) {
+        drop_uncommitted(t, *off, bytes); /* what huge_fill took */
         return r;
+    }
     prefault(t, *off, bytes);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* test_alloc.c - the heap: a full file system is an error code (never
  * SIGBUS) and leaves the table consistent and writable again after deletes;
- * freed guilds give their memory back. */
+ * freed guilds give their memory back; on a tmpfs that gives huge pages on
+ * request, large guilds get them and nothing else does. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -21,6 +21,11 @@
 #                    the last-level cache the C library reports, at least
 #                    64; 16 for --smoke)
 #   BENCH_REDIS_PORT default 6399
+#   BENCH_HUGE=1     (root) put guildtab's tables, plain's table and the
+#                    floor's lines on a tmpfs mounted huge=advise for the
+#                    run, so all three have 2 MiB pages where they ask for
+#                    them; the other peers keep their own memory. Off by
+#                    default: the machine's own /dev/shm is the benchmark.
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -63,7 +68,28 @@ redis_stop() {
         redis_pid=""
     fi
 }
-trap redis_stop EXIT INT TERM
+hugedir=""
+cleanup() {
+    redis_stop
+    if [ -n "$hugedir" ]; then
+        umount "$hugedir" 2>/dev/null || true
+        rmdir "$hugedir" 2>/dev/null || true
+        hugedir=""
+    fi
+}
+trap cleanup EXIT INT TERM
+
+if [ "${BENCH_HUGE:-0}" = 1 ]; then
+    hugedir=$(mktemp -d /tmp/bench-huge-XXXXXX)
+    if ! mount -t tmpfs -o huge=advise,size=50% tmpfs "$hugedir"; then
+        rmdir "$hugedir"
+        hugedir=""
+        echo "bench: BENCH_HUGE=1 needs root and a kernel with tmpfs huge pages" >&2
+        exit 2
+    fi
+    export BENCH_SHM_DIR="$hugedir"
+    echo "== 2 MiB pages: guildtab, plain and the floor on $hugedir (huge=advise)" >&2
+fi
 
 # A fresh server per size, so that its memory figures start from empty.
 redis_start() {
@@ -115,4 +141,4 @@ for n in $sizes; do
     done
 done
 
-python3 tools/bench/report.py "$raw" "$out"
+BENCH_HUGE=${BENCH_HUGE:-0} python3 tools/bench/report.py "$raw" "$out"

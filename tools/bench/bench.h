@@ -237,6 +237,33 @@ static inline void bench_writes_free(struct bench_writes *w) {
     free(w);
 }
 
+/* Shared memory of size bytes for plain's table and the floor's lines, as
+ * guildtab's tables are: anonymous shared memory (4 KiB pages here), or,
+ * when BENCH_SHM_DIR names a tmpfs (bench.sh's BENCH_HUGE=1 mounts one
+ * huge=advise), an unlinked file there marked MADV_HUGEPAGE, whose pages
+ * come in 2 MiB as they are first touched. */
+static inline void *bench_shared(size_t size) {
+    const char *dir = getenv("BENCH_SHM_DIR");
+    int fd = -1;
+    if (dir && *dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/bench-XXXXXX", dir);
+        if ((fd = mkstemp(path)) < 0 || unlink(path) != 0 ||
+            ftruncate(fd, (off_t)size) != 0)
+            bench_die("BENCH_SHM_DIR file");
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   fd < 0 ? MAP_SHARED | MAP_ANONYMOUS : MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        bench_die("mmap");
+    if (fd >= 0) {
+        if (madvise(p, size, MADV_HUGEPAGE) != 0)
+            bench_die("madvise");
+        close(fd);
+    }
+    return p;
+}
+
 /* Resident set of this process in bytes (VmRSS: anonymous, file and shared
  * memory pages it has touched). */
 static inline double bench_rss(void) {

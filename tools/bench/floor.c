@@ -33,10 +33,7 @@ static uint64_t reads(void *ctx, int which) {
 
 int main(int argc, char **argv) {
     N = bench_args(argc, argv, "floor");
-    B = mmap(NULL, N * sizeof *B, PROT_READ | PROT_WRITE,
-             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (B == MAP_FAILED)
-        bench_die("mmap");
+    B = bench_shared(N * sizeof *B);
     /* one random cycle through all lines (Sattolo's shuffle) */
     uint64_t *perm = malloc(N * sizeof *perm);
     if (!perm)

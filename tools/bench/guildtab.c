@@ -33,7 +33,14 @@ static void check(int r, const char *what) {
     }
 }
 
-static void cleanup(void) { gt_unlink(name, NULL); }
+/* The tables' directory: BENCH_SHM_DIR (bench.sh's BENCH_HUGE=1), else
+ * /dev/shm. */
+static const char *dir(void) {
+    const char *d = getenv("BENCH_SHM_DIR");
+    return d && *d ? d : NULL;
+}
+
+static void cleanup(void) { gt_unlink(name, dir()); }
 
 /* ---- the contract's operations (drive.h): T is the table, no ctx ---- */
 
@@ -43,8 +50,8 @@ static double load(void *ctx, uint64_t n, uint64_t a) {
     (void)ctx;
     (void)a;
     /* room for a second copy of the guild: the batch load below */
-    gt_options o = {.max_members = 2 * n + n / 4 + 1024, .max_guilds = 16,
-                    .flags = GT_CREATE | GT_EXCL};
+    gt_options o = {.dir = dir(), .max_members = 2 * n + n / 4 + 1024,
+                    .max_guilds = 16, .flags = GT_CREATE | GT_EXCL};
     check(gt_open(name, &o, &T), "open");
     atexit(cleanup);
     double t0 = bench_now();
@@ -95,7 +102,7 @@ static uint64_t follow(void *ctx, uint64_t count) {
 static void reader_open(void *ctx, int which) {
     (void)ctx;
     (void)which;
-    check(gt_open(name, NULL, &T), "open in a reader");
+    check(gt_open(name, &(gt_options){.dir = dir()}, &T), "open in a reader");
 }
 
 static int take_fanout(void *ctx, uint32_t w, const gt_recipient *b, size_t n) {

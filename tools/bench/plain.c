@@ -11,7 +11,6 @@
  */
 #include "drive.h"
 
-#include <sys/mman.h>
 
 struct table {
     struct bench_member *slot; /* user_id 0: empty (no member has id 0) */
@@ -140,12 +139,8 @@ static double load(void *ctx, uint64_t n, uint64_t a) {
         cap *= 2;
     T.mask = cap - 1;
     T.shift = 64 - __builtin_ctzll(cap);
-    /* shared memory, as guildtab's (tmpfs pages, no transparent huge pages) */
-    void *p = mmap(NULL, cap * sizeof *T.slot, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        bench_die("mmap");
-    T.slot = p;
+    /* shared memory, with the pages guildtab's tables get (bench_shared) */
+    T.slot = bench_shared(cap * sizeof *T.slot);
     T.n = n;
 
     double t0 = bench_now();

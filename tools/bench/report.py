@@ -237,6 +237,10 @@ def main():
     text.append("guildtab benchmark: %s, %s cores, %s GiB, Linux %s"
                 % (mach["cpu"], mach["cores"], mach["memory_gib"],
                    mach["kernel"]))
+    huge = os.environ.get("BENCH_HUGE") == "1"
+    if huge:
+        text[0] += ("; 2 MiB pages (BENCH_HUGE=1) for guildtab, plain and "
+                    "the floor")
     text.append("ratio (x): how many times guildtab is better; < 1: the peer "
                 "is better. floor = the memory itself, not an engine.")
     md.append(text[0] + ". Ratio (×): how many times guildtab is better "
@@ -307,7 +311,8 @@ def main():
     with open(os.path.join(out, "bench.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(out, "bench.json"), "w") as f:
-        json.dump({"machine": mach, "checks_ok": ok, "goals": G,
+        json.dump({"machine": mach, "huge_pages": huge, "checks_ok": ok,
+                   "goals": G,
                    "results": {str(n): p for n, p in sorted(R.items())},
                    "runs": {"%d %s" % k: v for k, v in sorted(runs.items())}},
                   f, indent=1, sort_keys=True)

@@ -206,12 +206,13 @@ def line(peer, n, metric, value):
 class Run(unittest.TestCase):
     """report.py as bench.sh runs it, on a raw file."""
 
-    def run_report(self, lines):
+    def run_report(self, lines, huge="0"):
         with tempfile.TemporaryDirectory() as d:
             raw = os.path.join(d, "raw.jsonl")
             with open(raw, "w") as f:
                 f.writelines(lines)
-            env = dict(os.environ, PATH="/nonexistent")  # no gnuplot
+            env = dict(os.environ, PATH="/nonexistent",  # no gnuplot
+                       BENCH_HUGE=huge)
             p = subprocess.run([sys.executable, REPORT, raw, d], env=env,
                                capture_output=True, text=True)
             with open(os.path.join(d, "bench.json")) as f:
@@ -242,6 +243,16 @@ class Run(unittest.TestCase):
         self.assertIn("median of several runs (guildtab 3, plain 3)",
                       p.stdout)
         self.assertEqual(js["goals"], [])
+
+    def test_huge_pages_are_named(self):
+        lines = [line("guildtab", 100000, "lookup_ns", 40)]
+        for huge in ("0", "1"):
+            p, js, md = self.run_report(lines, huge)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(js["huge_pages"], huge == "1")
+            first = p.stdout.splitlines()[0]
+            self.assertEqual("2 MiB pages (BENCH_HUGE=1)" in first, huge == "1")
+            self.assertEqual("2 MiB pages" in md.splitlines()[0], huge == "1")
 
     def test_a_check_that_disagrees_fails(self):
         n = 100000

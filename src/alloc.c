@@ -63,30 +63,35 @@ static a64 *commit_words(gt_table *t) {
     return (a64 *)gt_at(t, t->g.commit_off);
 }
 
+static bool page_committed(const a64 *bits, uint64_t p) {
+    return LOAD(&bits[p >> 6], relaxed) & (1ull << (p & 63));
+}
+
+/* The next run of pages with a clear commit bit in [*p, end): true and
+ * [*p, *q) if there is one. */
+static bool next_uncommitted(const a64 *bits, uint64_t *p, uint64_t end,
+                             uint64_t *q) {
+    while (*p < end && page_committed(bits, *p))
+        ++*p;
+    for (*q = *p; *q < end && !page_committed(bits, *q); ++*q)
+        ;
+    return *p < end;
+}
+
 int gt__commit(gt_table *t, uint64_t off, uint64_t len) {
     if (len == 0)
         return 0;
     a64 *bits = commit_words(t);
-    uint64_t first = off / GT_PAGE, last = (off + len - 1) / GT_PAGE;
-    uint64_t p = first;
-    while (p <= last) {
-        if (LOAD(&bits[p >> 6], relaxed) & (1ull << (p & 63))) {
-            p++;
-            continue;
-        }
-        uint64_t q = p;
-        while (q + 1 <= last &&
-               !(LOAD(&bits[(q + 1) >> 6], relaxed) & (1ull << ((q + 1) & 63))))
-            q++;
+    uint64_t p = off / GT_PAGE, end = (off + len - 1) / GT_PAGE + 1, q;
+    for (; next_uncommitted(bits, &p, end, &q); p = q) {
         if (fallocate(t->fd, 0, (off_t)(p * GT_PAGE),
-                      (off_t)((q - p + 1) * GT_PAGE)) != 0) {
+                      (off_t)((q - p) * GT_PAGE)) != 0) {
             int e = errno;
             return e == ENOSPC ? GT_ENOSPC : -e;
         }
-        for (uint64_t i = p; i <= q; i++)
+        for (uint64_t i = p; i < q; i++)
             atomic_fetch_or_explicit(&bits[i >> 6], 1ull << (i & 63),
                                      memory_order_relaxed);
-        p = q + 1;
     }
     return 0;
 }
@@ -144,8 +149,9 @@ bool gt__huge_on_request(int fd) {
             continue;
         found = true;
         char *s2 = NULL;
-        for (char *o = strtok_r(super, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
-            huge |= strcmp(type, "tmpfs") == 0 && strcmp(o, "huge=advise") == 0;
+        for (char *o = strtok_r(super, ",", &s2); o && !strcmp(type, "tmpfs");
+             o = strtok_r(NULL, ",", &s2))
+            huge |= strcmp(o, "huge=advise") == 0;
     }
     free(line);
     fclose(f);
@@ -158,20 +164,10 @@ bool gt__huge_on_request(int fd) {
  * huge_fill took for a block that then could not be committed. Nothing is
  * stored to such pages (the invariant above), so punching them is safe. */
 static void drop_uncommitted(gt_table *t, uint64_t off, uint64_t len) {
-    const a64 *bits = commit_words(t);
-    uint64_t p = off / GT_PAGE, end = (off + len) / GT_PAGE;
-    while (p < end) {
-        if (LOAD(&bits[p >> 6], relaxed) & (1ull << (p & 63))) {
-            p++;
-            continue;
-        }
-        uint64_t q = p;
-        while (q < end && !(LOAD(&bits[q >> 6], relaxed) & (1ull << (q & 63))))
-            q++;
+    uint64_t p = off / GT_PAGE, end = (off + len) / GT_PAGE, q;
+    for (; next_uncommitted(commit_words(t), &p, end, &q); p = q)
         (void)fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                         (off_t)(p * GT_PAGE), (off_t)((q - p) * GT_PAGE));
-        p = q;
-    }
 }
 
 /* Give the whole 2 MiB pages of a new block huge pages where the mount
@@ -183,8 +179,9 @@ static void drop_uncommitted(gt_table *t, uint64_t off, uint64_t len) {
  * into huge pages later. Best effort: on any failure fallocate commits the
  * pages 4 KiB at a time, and a full tmpfs is still its GT_ENOSPC (a
  * populate reports errors; it raises no SIGBUS); what a failed populate,
- * or a populate whose block then fails to commit, took is given back. Blocks of 2 MiB or more
- * start on a 2 MiB boundary of the file, as heap_off does. */
+ * or a populate whose block then fails to commit, took is given back.
+ * Blocks of 2 MiB or more start on a 2 MiB boundary of the file, as
+ * heap_off does. */
 static void huge_fill(gt_table *t, uint64_t off, uint64_t len) {
 #ifdef MADV_POPULATE_WRITE
     uint64_t n = len & ~(HUGE_PAGE - 1);

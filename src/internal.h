@@ -353,8 +353,7 @@ _Static_assert(sizeof(struct gt_act) == GT_LINE, "fanout set header size");
 /* ---- the handle --------------------------------------------------------- */
 
 struct gt_table {
-    uint8_t *base;     /* mapping */
-    uint64_t size;
+    uint8_t *base;     /* mapping, g.file_size bytes */
     struct gt_seg *seg;
     int fd;
     uint32_t flags;    /* GT_RDONLY */

@@ -219,7 +219,6 @@ static int map(gt_table *t, const struct gt_geom *g) {
     if (p == MAP_FAILED)
         return errno_code(errno);
     t->base = p;
-    t->size = g->file_size;
     t->seg = p;
     t->g = *g;
     t->huge = gt__huge_on_request(t->fd);
@@ -405,7 +404,7 @@ GT_API int gt_open(const char *name, const gt_options *opts,
         if (r == GT_EEXIST && !(o.flags & GT_EXCL)) {
             /* someone else created it first: use theirs */
             unlink(tmp);
-            munmap(t->base, t->size);
+            munmap(t->base, t->g.file_size);
             t->base = NULL;
             close(t->fd);
             t->fd = open_fd(t->path, O_RDWR);
@@ -427,7 +426,7 @@ done:
     }
 fail:
     if (t->base)
-        munmap(t->base, t->size);
+        munmap(t->base, t->g.file_size);
     if (t->fd >= 0)
         close(t->fd);
     free(t->name);
@@ -440,7 +439,7 @@ GT_API void gt_close(gt_table *t) {
     if (!t)
         return;
     gt__slots_release(t);
-    munmap(t->base, t->size);
+    munmap(t->base, t->g.file_size);
     close(t->fd);
     free(t->name);
     free(t->path);

@@ -352,7 +352,7 @@ Test(member, corrupt_view_is_reported) {
     cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
     struct gt_guild *g = gt_guild_lookup(t, 1);
     uint64_t so = LOAD(&g->store_off, relaxed);
-    STORE(&g->store_off, t->size - 64, relaxed);
+    STORE(&g->store_off, t->g.file_size - 64, relaxed);
     cr_assert_eq(gt_lookup(t, 1, 1, NULL, NULL), GT_ECORRUPT);
     cr_assert_eq(gt_select_count(t, 1, &(gt_filter){.flags_clear = 1}, 0, 1,
                                  &(uint64_t){0}),

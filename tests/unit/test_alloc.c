@@ -220,6 +220,23 @@ static uint64_t lookup_all(gt_table *t, uint64_t n) {
     return found;
 }
 
+/* A table at mnt with guild 1 of n members (reserved first), each looked
+ * up once so that this process maps all of its storage; *empty (may be
+ * NULL): the table's figures before the guild. */
+static gt_table *large_guild(const char *name, uint64_t n,
+                             gt_table_stat *empty) {
+    gt_table *t = open_in(name, n + n / 4);
+    if (empty)
+        cr_assert_eq(gt_info(t, empty), 0);
+    cr_assert_eq(gt_guild_reserve(t, 1, n), 0);
+    for (uint64_t u = 0; u < n; u++) {
+        gt_member m = tc_member(u, 1);
+        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
+    }
+    cr_assert_eq(lookup_all(t, n), n);
+    return t;
+}
+
 /* On a tmpfs that gives huge pages on request (huge=advise), a large
  * guild's storage gets them, and every process maps them as such (each a
  * TLB entry for 512 pages); the sparse regions do not, so a table of many
@@ -231,15 +248,8 @@ Test(alloc, huge_pages_on_request_for_large_guilds) {
         cr_skip_test("the kernel gives no huge pages to this tmpfs");
     enum { N = 300000 };
     long base = pmd_mapped_kb();
-    gt_table *t = open_in("huge", 400000);
     gt_table_stat st0, st1, st2;
-    cr_assert_eq(gt_info(t, &st0), 0);
-    cr_assert_eq(gt_guild_reserve(t, 1, N), 0);
-    for (uint64_t u = 0; u < N; u++) {
-        gt_member m = tc_member(u, 1);
-        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
-    }
-    cr_assert_eq(lookup_all(t, N), N);
+    gt_table *t = large_guild("huge", N, &st0);
     gt_guild_stat gs;
     cr_assert_eq(gt_guild_info(t, 1, &gs), 0);
     long mine = pmd_mapped_kb() - base;
@@ -301,13 +311,7 @@ Test(alloc, huge_pages_on_request_for_large_guilds) {
 Test(alloc, no_huge_pages_unless_on_request) {
     tmpfs_with("size=512m,huge=never");
     long base = pmd_mapped_kb();
-    gt_table *t = open_in("small", 400000);
-    cr_assert_eq(gt_guild_reserve(t, 1, 300000), 0);
-    for (uint64_t u = 0; u < 300000; u++) {
-        gt_member m = tc_member(u, 1);
-        cr_assert_eq(gt_insert(t, 1, &m, NULL), 0);
-    }
-    cr_assert_eq(lookup_all(t, 300000), 300000);
+    gt_table *t = large_guild("small", 300000, NULL);
     cr_assert_eq(pmd_mapped_kb(), base);
     gt_close(t);
     cr_assert_eq(gt_unlink("small", mnt), 0);
